@@ -1,0 +1,64 @@
+/// Which mounted filesystems are metered.
+public struct FilesystemSelection: Sendable, Equatable {
+    /// Filesystem types left out: pseudo and memory filesystems (no disk behind them), overlay and
+    /// squashfs (their space is counted on the filesystem below), and network filesystems, whose
+    /// statvfs can hang for minutes when the server is gone and which are not this host's storage.
+    public var excludedTypes: Set<String>
+    /// Mount point globs.
+    public var mountPoints: NameFilter
+
+    public init(
+        excludedTypes: Set<String> = FilesystemSelection.defaultExcludedTypes,
+        mountPoints: NameFilter = FilesystemSelection.defaultMountPoints
+    ) {
+        self.excludedTypes = excludedTypes
+        self.mountPoints = mountPoints
+    }
+
+    public static let defaultExcludedTypes: Set<String> = [
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
+        "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore", "ramfs", "rpc_pipefs",
+        "securityfs", "selinuxfs", "sysfs", "tmpfs", "tracefs", "overlay", "squashfs", "iso9660",
+        "fuse.lxcfs", "fuse.gvfsd-fuse", "fuse.portal", "nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs",
+        "fuse.sshfs", "9p", "virtiofs",
+    ]
+
+    public static let defaultMountPoints = NameFilter(
+        exclude: ["/proc/*", "/sys/*", "/dev/*", "/run/credentials/*", "/var/lib/docker/*",
+                  "/var/lib/containers/storage/*", "/var/lib/kubelet/pods/*"])
+}
+
+/// Mounted filesystems from mountinfo and their space from statvfs.
+///
+/// Each filesystem (major:minor) is counted once, at its first mount in the table: bind mounts
+/// show the same space again and would double storage_gb.
+struct FilesystemCollector: Collector {
+    let procFS: ProcFS
+    /// The host's root as this process sees it (node_exporter's `--path.rootfs`): mount points are
+    /// stat'ed under it, so an agent in a container with the host's / mounted at /host still works.
+    let rootfs: String
+    let selection: FilesystemSelection
+
+    var name: CollectorName { .filesystem }
+
+    func collect(into sample: inout HostSample) throws(ProbeError) {
+        var seen = Set<UInt64>()
+        var usages: [FilesystemUsage] = []
+        for mount in try procFS.mountinfo() {
+            guard !selection.excludedTypes.contains(mount.fsType), selection.mountPoints.selects(mount.mountPoint)
+            else { continue }
+            guard seen.insert(UInt64(mount.major) << 32 | UInt64(mount.minor)).inserted else { continue }
+            let path = rootfs == "/" ? mount.mountPoint : rootfs + mount.mountPoint
+            do {
+                let space = try FilesystemSpace.of(path)
+                usages.append(
+                    FilesystemUsage(
+                        mountPoint: mount.mountPoint, source: mount.source, fsType: mount.fsType,
+                        major: mount.major, minor: mount.minor, space: space))
+            } catch {
+                sample.failures.append(CollectorFailure(collector: .filesystem, error: error))
+            }
+        }
+        sample.filesystems = usages
+    }
+}

@@ -32,13 +32,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "hostmeter-bench",
-            dependencies: ["Probes"],
+            dependencies: [
+                "Probes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ProbesTests",
             dependencies: ["Probes"],
-            resources: [.copy("Fixtures")],
+            exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "hostmeterTests",
+            dependencies: ["hostmeter"],
+            exclude: ["psutil_reader.py"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One source of host data. Each collector fills its own part of a `HostSample`.
 ///
 /// `collect` throws when the collector got nothing; a collector that got part of its data (one
@@ -8,10 +10,25 @@ public protocol Collector: Sendable {
     func collect(into sample: inout HostSample) throws(ProbeError)
 }
 
-struct BootCollector: Collector {
+/// The boot ID cannot change while a process lives (a reboot ends it), so it is read once; a
+/// failed read is retried on the next sample.
+final class BootCollector: Collector {
     let procFS: ProcFS
+    private let known = Mutex<String?>(nil)
+
+    init(procFS: ProcFS) { self.procFS = procFS }
+
     var name: CollectorName { .boot }
-    func collect(into sample: inout HostSample) throws(ProbeError) { sample.bootID = try procFS.bootID() }
+
+    func collect(into sample: inout HostSample) throws(ProbeError) {
+        if let bootID = known.withLock({ $0 }) {
+            sample.bootID = bootID
+            return
+        }
+        let bootID = try procFS.bootID()
+        known.withLock { $0 = bootID }
+        sample.bootID = bootID
+    }
 }
 
 struct CPUCollector: Collector {

@@ -45,8 +45,15 @@ final class DiskCollector: Collector {
     let procFS: ProcFS
     let sysFS: SysFS
     let selection: DiskSelection
-    /// Whole-disk answers by "major:minor name": sysfs is asked once per device, not per sample.
-    private let wholeDiskCache = Mutex<[String: Bool]>([:])
+    /// Selection answers by device: the name globs are matched and sysfs is asked once per device,
+    /// not once per sample.
+    private let decisions = Mutex<[DeviceKey: Bool]>([:])
+
+    private struct DeviceKey: Hashable {
+        let major: UInt32
+        let minor: UInt32
+        let name: String
+    }
 
     init(procFS: ProcFS, sysFS: SysFS, selection: DiskSelection) {
         self.procFS = procFS
@@ -61,12 +68,16 @@ final class DiskCollector: Collector {
     }
 
     private func isSelected(_ disk: DiskStats) -> Bool {
-        guard selection.devices.selects(disk.name) else { return false }
+        let key = DeviceKey(major: disk.major, minor: disk.minor, name: disk.name)
+        if let known = decisions.withLock({ $0[key] }) { return known }
+        let selected = decide(disk.name)
+        decisions.withLock { $0[key] = selected }
+        return selected
+    }
+
+    private func decide(_ name: String) -> Bool {
+        guard selection.devices.selects(name) else { return false }
         guard selection.wholeDisksOnly else { return true }
-        let key = "\(disk.major):\(disk.minor) \(disk.name)"
-        if let known = wholeDiskCache.withLock({ $0[key] }) { return known }
-        let whole = sysFS.isWholeDisk(disk.name) ?? !DiskSelection.looksLikePartition(disk.name)
-        wholeDiskCache.withLock { $0[key] = whole }
-        return whole
+        return sysFS.isWholeDisk(name) ?? !DiskSelection.looksLikePartition(name)
     }
 }

@@ -18,16 +18,22 @@ public enum FileReader {
         guard descriptor >= 0 else { throw .unreadable(path: path, errno: errno) }
         defer { close(descriptor) }
 
-        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        // Read into scratch memory grown by doubling, then copy the bytes once into the result;
+        // memory past `filled` is never read, so it needs no zeroing.
+        var capacity = 16 << 10
+        var scratch = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { scratch.deallocate() }
         var filled = 0
         while true {
-            if filled == buffer.count {
-                guard buffer.count < limit + 1 else { throw .tooLarge(path: path, limit: limit) }
-                buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit + 1 - buffer.count)))
+            if filled == capacity {
+                guard capacity <= limit else { throw .tooLarge(path: path, limit: limit) }
+                let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 16)
+                grown.copyMemory(from: scratch, byteCount: filled)
+                scratch.deallocate()
+                scratch = grown
+                capacity *= 2
             }
-            let count = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled)
-            }
+            let count = Glibc.read(descriptor, scratch + filled, capacity - filled)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw .unreadable(path: path, errno: errno)
@@ -36,8 +42,7 @@ public enum FileReader {
             filled += count
             if filled > limit { throw .tooLarge(path: path, limit: limit) }
         }
-        buffer.removeSubrange(filled...)
-        return buffer
+        return Array(UnsafeRawBufferPointer(start: scratch, count: filled))
     }
 
     /// Whether `path` names a directory.

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Which mounted filesystems are metered.
 public struct FilesystemSelection: Sendable, Equatable {
     /// Filesystem types left out: pseudo and memory filesystems (no disk behind them), overlay and
@@ -32,22 +34,27 @@ public struct FilesystemSelection: Sendable, Equatable {
 ///
 /// Each filesystem (major:minor) is counted once, at its first mount in the table: bind mounts
 /// show the same space again and would double storage_gb.
-struct FilesystemCollector: Collector {
+final class FilesystemCollector: Collector {
     let procFS: ProcFS
     /// The host's root as this process sees it (node_exporter's `--path.rootfs`): mount points are
     /// stat'ed under it, so an agent in a container with the host's / mounted at /host still works.
     let rootfs: String
     let selection: FilesystemSelection
+    /// The mount table changes rarely: the last raw mountinfo and the mounts selected from it, so
+    /// an unchanged table costs one comparison instead of a parse.
+    private let selected = Mutex<(raw: [UInt8], mounts: [MountInfo])>(([], []))
+
+    init(procFS: ProcFS, rootfs: String, selection: FilesystemSelection) {
+        self.procFS = procFS
+        self.rootfs = rootfs
+        self.selection = selection
+    }
 
     var name: CollectorName { .filesystem }
 
     func collect(into sample: inout HostSample) throws(ProbeError) {
-        var seen = Set<UInt64>()
         var usages: [FilesystemUsage] = []
-        for mount in try procFS.mountinfo() {
-            guard !selection.excludedTypes.contains(mount.fsType), selection.mountPoints.selects(mount.mountPoint)
-            else { continue }
-            guard seen.insert(UInt64(mount.major) << 32 | UInt64(mount.minor)).inserted else { continue }
+        for mount in try selectedMounts() {
             let path = rootfs == "/" ? mount.mountPoint : rootfs + mount.mountPoint
             do {
                 let space = try FilesystemSpace.of(path)
@@ -60,5 +67,21 @@ struct FilesystemCollector: Collector {
             }
         }
         sample.filesystems = usages
+    }
+
+    /// The mounts to stat: types and mount points selected, and each filesystem (major:minor) once,
+    /// at its first mount in the table, since bind mounts show the same space again and would
+    /// double storage_gb.
+    private func selectedMounts() throws(ProbeError) -> [MountInfo] {
+        let path = procFS.path("self/mountinfo")
+        let raw = try FileReader.read(path)
+        if let cached = selected.withLock({ $0.raw == raw ? $0.mounts : nil }) { return cached }
+        var seen = Set<UInt64>()
+        let mounts = try Mountinfo.parse(raw, path: path).filter { mount in
+            !selection.excludedTypes.contains(mount.fsType) && selection.mountPoints.selects(mount.mountPoint)
+                && seen.insert(UInt64(mount.major) << 32 | UInt64(mount.minor)).inserted
+        }
+        selected.withLock { $0 = (raw, mounts) }
+        return mounts
     }
 }

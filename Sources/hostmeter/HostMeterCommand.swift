@@ -1,6 +1,10 @@
 import ArgumentParser
+import Foundation
 
-/// The `hostmeter` command line. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+/// The `hostmeter` command line.
+///
+/// Exit codes are part of the contract: 0 success, 1 runtime failure, 2 bad usage or bad
+/// configuration. ArgumentParser's own usage code (64, EX_USAGE) is mapped to 2.
 @main
 struct HostMeterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,4 +12,24 @@ struct HostMeterCommand: AsyncParsableCommand {
         abstract: "Usage metering agent for VM hosts.",
         subcommands: [SampleCommand.self, VersionCommand.self]
     )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Foundation.exit(0)
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
 }

@@ -1,0 +1,63 @@
+import Foundation
+
+@testable import Probes
+
+/// The fixture trees under Tests/ProbesTests/Fixtures, read from the source tree: the folder is
+/// excluded from the target, so it is found from this file's own path rather than from a bundle.
+enum Fixtures {
+    /// Tests/ProbesTests/Fixtures.
+    static let root: String = {
+        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(2)  // "Support", "Fixtures.swift"
+        return components.joined(separator: "/") + "/Fixtures"
+    }()
+
+    /// The tree captured from a real machine; `uname -r` is in its UNAME file.
+    static let linux618 = root + "/linux-6.18.44-fc-v509"
+    static let linux618Proc = linux618 + "/proc"
+    static let linux618Sys = linux618 + "/sys"
+
+    /// Every file present, every one broken.
+    static let garbageProc = root + "/garbage/proc"
+    /// cpu, memory, network, boot and mounts good; diskstats and loadavg broken; uptime missing.
+    static let partialProc = root + "/partial/proc"
+
+    /// The bytes of a fixture file, by its path relative to `root`.
+    static func bytes(_ relative: String) throws -> [UInt8] {
+        try FileReader.read(root + "/" + relative)
+    }
+}
+
+/// A scratch directory tree for one test, removed when the value is dropped.
+final class TemporaryTree {
+    let root: String
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("hostmeter-probes-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    /// Writes `text` at `relative`, creating the folders above it.
+    func write(_ relative: String, _ text: String) throws {
+        let path = root + "/" + relative
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Creates the folder `relative` and the folders above it.
+    func makeDirectory(_ relative: String) throws {
+        try FileManager.default.createDirectory(atPath: root + "/" + relative, withIntermediateDirectories: true)
+    }
+}
+
+/// The `.malformed` parts of an error, or nil for any other error.
+func malformedParts(_ error: any Error) -> (path: String, line: Int)? {
+    guard let probeError = error as? ProbeError, case .malformed(let path, let line, _) = probeError else {
+        return nil
+    }
+    return (path, line)
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian and PyPI packages hostmeter needs to build (and, with --test, to test).
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+debs=(libsqlite3-dev)
+if (( want_test )); then
+  debs+=(python3 iproute2)
+fi
+
+missing=()
+for package in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if (( ${#missing[@]} )); then
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  echo "deps: installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if (( want_test )); then
+  # Independent readers the tests compare hostmeter against.
+  python3 -c 'import psutil' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check psutil
+fi

@@ -15,25 +15,49 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", "5.0.1"..<"7.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
-        .target(name: "UsageModel", swiftSettings: swiftSettings),
+        .target(
+            name: "UsageModel",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "Probes", swiftSettings: swiftSettings),
+        .target(name: "Metering", dependencies: ["Probes", "UsageModel"], swiftSettings: swiftSettings),
+        .target(
+            name: "Outbox",
+            dependencies: ["UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HostMeterAgent",
+            dependencies: [
+                "Probes", "Metering", "Outbox", "UsageModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "hostmeter",
             dependencies: [
-                "Probes",
-                "UsageModel",
+                "HostMeterAgent", "Probes", "Metering", "Outbox", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "Probes",
+                "Probes", "Metering", "Outbox", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -42,6 +66,24 @@ let package = Package(
             name: "ProbesTests",
             dependencies: ["Probes"],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UsageModelTests",
+            dependencies: ["UsageModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeteringTests",
+            dependencies: [
+                "Metering", "Probes", "UsageModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OutboxTests",
+            dependencies: ["Outbox", "UsageModel"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

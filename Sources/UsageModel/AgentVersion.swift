@@ -1,4 +1,4 @@
-/// The agent's release version; `scripts/build-deb.sh` and `hostmeter version` read it.
+/// The agent's release version; `hostmeter version` prints it and packaging reads it.
 public enum AgentVersion {
     public static let current = "0.1.0"
 }

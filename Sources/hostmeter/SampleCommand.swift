@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
+import HostMeterAgent
+import Metering
+import Outbox
 import Probes
+import UsageModel
 
 /// `hostmeter sample`: one host sample as JSON, or two with rates between them.
 struct SampleCommand: AsyncParsableCommand {
@@ -19,6 +23,15 @@ struct SampleCommand: AsyncParsableCommand {
     @Option(help: "Take a second sample this many seconds later and add rates between the two (0.01–3600).")
     var interval: Double?
 
+    @Flag(help: "Meter this host over a few 1-second periods and print the UsageEvents they produce.")
+    var events = false
+
+    @Option(help: "With --events: how many periods to close (1–60).")
+    var periods = 3
+
+    @Option(help: "With --events: the host_id the events carry.")
+    var hostID = AgentConfiguration.defaultHostID
+
     @Option(help: "The procfs root to read instead of /proc.")
     var procRoot = "/proc"
 
@@ -32,11 +45,17 @@ struct SampleCommand: AsyncParsableCommand {
         if let interval, !(0.01...3600).contains(interval) {
             throw ValidationError("--interval must be between 0.01 and 3600 seconds, got \(interval)")
         }
+        if events, interval != nil { throw ValidationError("--events and --interval cannot be combined") }
+        if !(1...60).contains(periods) { throw ValidationError("--periods must be between 1 and 60, got \(periods)") }
     }
 
     func run() async throws {
         let sampler = HostSampler(
             configuration: HostSamplerConfiguration(procRoot: procRoot, sysRoot: sysRoot, rootfs: rootfs))
+        if events {
+            try await printEvents(sampler)
+            return
+        }
         var sample = sampler.sample()
         var rates: HostRates?
         if let interval {
@@ -59,6 +78,34 @@ struct SampleCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("hostmeter: no collector could read anything\n".utf8))
             throw ExitCode.failure
         }
+    }
+}
+
+extension SampleCommand {
+    /// Samples once a second, on the second, through the real metering engine and an in-memory
+    /// outbox, until `periods` periods have closed; prints the events as a JSON array.
+    func printEvents(_ sampler: HostSampler) async throws {
+        let database = try AgentDatabase.inMemory()
+        var recorder = try MeteringRecorder(
+            database: database, configuration: MeterConfiguration(hostID: hostID, intervalSeconds: 1),
+            identity: InstanceIdentity(instanceID: hostID, userID: "operator"), encoder: UsageEventEncoder())
+        var closed: [UsageEvent] = []
+        // One sample to start from, then one per period; a few spare in case a sample is late.
+        for _ in 0..<(periods + 3) where closed.count < periods {
+            let sample = sampler.sample()
+            guard let step = try recorder.record(sample) else {
+                FileHandle.standardError.write(Data("hostmeter: no boot ID, cannot meter\n".utf8))
+                throw ExitCode.failure
+            }
+            closed += step.events
+            if closed.count < periods {
+                try await Task.sleep(for: .nanoseconds(SamplerService.nanosToNextTick(sampleSeconds: 1)))
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys]
+        FileHandle.standardOutput.write(try encoder.encode(closed))
+        FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }
 

@@ -8,3 +8,4 @@ struct VersionCommand: ParsableCommand {
         print("hostmeter \(AgentVersion.current)")
     }
 }
+

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 @testable import Probes
 
@@ -21,11 +22,6 @@ enum Fixtures {
     static let garbageProc = root + "/garbage/proc"
     /// cpu, memory, network, boot and mounts good; diskstats and loadavg broken; uptime missing.
     static let partialProc = root + "/partial/proc"
-
-    /// The bytes of a fixture file, by its path relative to `root`.
-    static func bytes(_ relative: String) throws -> [UInt8] {
-        try FileReader.read(root + "/" + relative)
-    }
 }
 
 /// A scratch directory tree for one test, removed when the value is dropped.
@@ -54,10 +50,26 @@ final class TemporaryTree {
     }
 }
 
-/// The `.malformed` parts of an error, or nil for any other error.
-func malformedParts(_ error: any Error) -> (path: String, line: Int)? {
-    guard let probeError = error as? ProbeError, case .malformed(let path, let line, _) = probeError else {
-        return nil
+/// Checks that `body` throws `ProbeError.malformed` naming `path` and `line`, and that the message
+/// starts with them the way an editor jumps to a location ("/proc/meminfo:2: …", or "/proc/stat: …"
+/// for line 0). The reason text is left free so it can be reworded.
+func expectMalformed<Value>(
+    path expectedPath: String, line expectedLine: Int,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws(ProbeError) -> Value
+) {
+    do throws(ProbeError) {
+        let value = try body()
+        Issue.record(
+            "expected .malformed at \(expectedPath):\(expectedLine), parsed \(value)", sourceLocation: sourceLocation)
+    } catch {
+        guard case .malformed(let path, let line, _) = error else {
+            Issue.record("expected .malformed, got \(error)", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(path == expectedPath, sourceLocation: sourceLocation)
+        #expect(line == expectedLine, sourceLocation: sourceLocation)
+        let location = expectedLine > 0 ? "\(expectedPath):\(expectedLine): " : "\(expectedPath): "
+        #expect(error.description.hasPrefix(location), "\(error.description)", sourceLocation: sourceLocation)
     }
-    return (path, line)
 }

@@ -1,0 +1,266 @@
+import Foundation
+public import Probes
+public import UsageModel
+import Yams
+
+/// The agent's configuration: the YAML file of the configuration contract, validated.
+///
+/// Defaults are those of the contract; every key is optional. An unknown key or a bad value is a
+/// `ConfigurationError` naming the key and line.
+public struct AgentConfiguration: Sendable, Equatable {
+    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, file, stdout }
+    public enum LogLevel: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+    public enum LogFormat: String, Sendable, CaseIterable { case logfmt, json }
+
+    public struct API: Sendable, Equatable {
+        public var listen = "127.0.0.1:9780"
+        public var tokensFile: String?
+    }
+
+    public struct Host: Sendable, Equatable {
+        /// nil: the host_id.
+        public var instanceID: String?
+        public var userID = "operator"
+        public var orgID: String?
+    }
+
+    public struct Sink: Sendable, Equatable {
+        public var type: SinkType = .file
+        public var url: String?
+        /// nil: `<state_dir>/events.jsonl`.
+        public var path: String?
+        public var tokenFile: String?
+        public var batchMaxEvents = 500
+        public var timeoutSeconds = 30.0
+    }
+
+    public struct Retry: Sendable, Equatable {
+        public var baseSeconds = 1.0
+        public var capSeconds = 300.0
+    }
+
+    public struct CircuitBreaker: Sendable, Equatable {
+        public var failureThreshold = 5
+        public var openSeconds = 30.0
+    }
+
+    public struct OutboxSettings: Sendable, Equatable {
+        public var maxBytes = 1_073_741_824
+    }
+
+    public struct Alerting: Sendable, Equatable {
+        public var alertmanagerURL: String?
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var level: LogLevel = .info
+        public var format: LogFormat = .logfmt
+    }
+
+    public var hostID: String
+    public var intervalSeconds = 30
+    /// How often the host is sampled within a period: memory is averaged over these samples.
+    /// Default: the interval, but at most 5 s.
+    public var sampleSeconds: Int?
+    public var stateDirectory = "/var/lib/hostmeter"
+    public var schemaVersion = UsageSchemaVersion.current
+    public var api = API()
+    public var host = Host()
+    public var sink = Sink()
+    public var retry = Retry()
+    public var circuitBreaker = CircuitBreaker()
+    public var outbox = OutboxSettings()
+    public var alerting = Alerting()
+    public var log = Log()
+    public var probes = HostSamplerConfiguration()
+
+    public init(hostID: String = AgentConfiguration.defaultHostID) {
+        self.hostID = hostID
+    }
+
+    /// The sampling cadence actually used.
+    public var effectiveSampleSeconds: Int { sampleSeconds ?? min(intervalSeconds, 5) }
+    /// The host instance's id.
+    public var hostInstanceID: String { host.instanceID ?? hostID }
+    /// The database file.
+    public var databasePath: String { (stateDirectory as NSString).appendingPathComponent("hostmeter.sqlite") }
+    /// The file sink's file.
+    public var sinkFilePath: String { sink.path ?? (stateDirectory as NSString).appendingPathComponent("events.jsonl") }
+
+    public static var defaultHostID: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
+    public static let defaultPath = "/etc/hostmeter/hostmeter.yaml"
+
+    // MARK: Loading
+
+    /// Reads and validates the file at `path`.
+    public static func load(path: String) throws(ConfigurationError) -> AgentConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Validates YAML text; `file` names it in errors.
+    public static func parse(_ text: String, file: String = "<config>") throws(ConfigurationError) -> AgentConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML: \(error)")
+        } catch {
+            throw ConfigurationError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
+        }
+        return try AgentConfiguration(ConfigNode(node: root, key: "", file: file))
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        default: nil
+        }
+    }
+
+    init(_ root: ConfigNode) throws(ConfigurationError) {
+        self.init()
+        let keys = try root.mapping(allowed: [
+            "host_id", "interval_seconds", "sample_seconds", "state_dir", "schema_version", "api", "host", "sink",
+            "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes",
+        ])
+        func node(_ name: String) -> ConfigNode { keys[name] ?? root.child(name) }
+
+        hostID = try Self.identifier(node("host_id"), default: hostID)
+        intervalSeconds = try node("interval_seconds").int(default: intervalSeconds, in: 1...3600)
+        if let sample = keys["sample_seconds"], !sample.isNull {
+            let value = try sample.int(default: 5, in: 1...3600)
+            guard value <= intervalSeconds else {
+                throw sample.error("must not be longer than interval_seconds (\(intervalSeconds))")
+            }
+            sampleSeconds = value
+        }
+        stateDirectory = try node("state_dir").string(default: stateDirectory)
+        guard !stateDirectory.isEmpty else { throw node("state_dir").error("must not be empty") }
+        schemaVersion = try node("schema_version").choice(default: schemaVersion)
+
+        let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file"])
+        api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
+        api.tokensFile = try apiKeys["tokens_file"]?.optionalString()
+
+        let hostKeys = try node("host").mapping(allowed: ["instance_id", "user_id", "org_id"])
+        if let instance = hostKeys["instance_id"], !instance.isNull {
+            host.instanceID = try Self.identifier(instance, default: hostID)
+        }
+        if let user = hostKeys["user_id"] { host.userID = try Self.identifier(user, default: host.userID) }
+        if let org = hostKeys["org_id"], !org.isNull { host.orgID = try Self.identifier(org, default: "") }
+
+        let sinkKeys = try node("sink").mapping(
+            allowed: ["type", "url", "path", "token_file", "batch_max_events", "timeout_seconds"])
+        sink.type = try sinkKeys["type"]?.choice(default: sink.type) ?? sink.type
+        sink.url = try sinkKeys["url"]?.optionalString()
+        sink.path = try sinkKeys["path"]?.optionalString()
+        sink.tokenFile = try sinkKeys["token_file"]?.optionalString()
+        sink.batchMaxEvents = try sinkKeys["batch_max_events"]?.int(default: sink.batchMaxEvents, in: 1...100_000)
+            ?? sink.batchMaxEvents
+        sink.timeoutSeconds = try sinkKeys["timeout_seconds"]?.double(default: sink.timeoutSeconds, in: 0.1...3600)
+            ?? sink.timeoutSeconds
+        if sink.type == .http || sink.type == .cloudevents {
+            guard let url = sink.url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
+                throw (sinkKeys["url"] ?? node("sink").child("url")).error(
+                    "sink type \(sink.type.rawValue) needs an http:// or https:// url")
+            }
+        }
+
+        let retryKeys = try node("retry").mapping(allowed: ["base_seconds", "cap_seconds"])
+        retry.baseSeconds = try retryKeys["base_seconds"]?.double(default: retry.baseSeconds, in: 0.001...3600)
+            ?? retry.baseSeconds
+        retry.capSeconds = try retryKeys["cap_seconds"]?.double(default: retry.capSeconds, in: 0.001...86400)
+            ?? retry.capSeconds
+        guard retry.capSeconds >= retry.baseSeconds else {
+            throw node("retry").child("cap_seconds").error("must not be below retry.base_seconds")
+        }
+
+        let breakerKeys = try node("circuit_breaker").mapping(allowed: ["failure_threshold", "open_seconds"])
+        circuitBreaker.failureThreshold = try breakerKeys["failure_threshold"]?.int(
+            default: circuitBreaker.failureThreshold, in: 1...1000) ?? circuitBreaker.failureThreshold
+        circuitBreaker.openSeconds = try breakerKeys["open_seconds"]?.double(
+            default: circuitBreaker.openSeconds, in: 0.01...86400) ?? circuitBreaker.openSeconds
+
+        let outboxKeys = try node("outbox").mapping(allowed: ["max_bytes"])
+        outbox.maxBytes = try outboxKeys["max_bytes"]?.int(default: outbox.maxBytes, in: 1_048_576...Int.max)
+            ?? outbox.maxBytes
+
+        let thresholds = try node("thresholds").sequence()
+        if let first = thresholds.first {
+            throw first.error("threshold rules are not supported by this version of hostmeter yet; leave thresholds empty")
+        }
+
+        let alertingKeys = try node("alerting").mapping(allowed: ["alertmanager_url"])
+        alerting.alertmanagerURL = try alertingKeys["alertmanager_url"]?.optionalString()
+
+        let logKeys = try node("log").mapping(allowed: ["level", "format"])
+        log.level = try logKeys["level"]?.choice(default: log.level) ?? log.level
+        log.format = try logKeys["format"]?.choice(default: log.format) ?? log.format
+
+        probes = try Self.probes(node("probes"))
+    }
+
+    private static func probes(_ node: ConfigNode) throws(ConfigurationError) -> HostSamplerConfiguration {
+        var probes = HostSamplerConfiguration()
+        let keys = try node.mapping(
+            allowed: ["proc_root", "sys_root", "rootfs", "collectors", "disks", "interfaces", "filesystems"])
+        probes = HostSamplerConfiguration(
+            procRoot: try keys["proc_root"]?.string(default: "/proc") ?? "/proc",
+            sysRoot: try keys["sys_root"]?.string(default: "/sys") ?? "/sys",
+            rootfs: try keys["rootfs"]?.string(default: "/") ?? "/")
+        if let collectors = keys["collectors"], !collectors.isNull {
+            var names = Set<CollectorName>()
+            for item in try collectors.sequence() {
+                names.insert(try item.choice(default: CollectorName.cpu))
+            }
+            probes.collectors = names
+        }
+        if let disks = keys["disks"] {
+            let diskKeys = try disks.mapping(allowed: ["whole_disks_only", "include", "exclude"])
+            if let whole = diskKeys["whole_disks_only"], !whole.isNull {
+                guard let value = whole.node?.bool else { throw whole.error("expected true or false") }
+                probes.disks.wholeDisksOnly = value
+            }
+            if let include = diskKeys["include"] { probes.disks.devices.include = try include.strings() }
+            if let exclude = diskKeys["exclude"] { probes.disks.devices.exclude = try exclude.strings() }
+        }
+        if let interfaces = keys["interfaces"] {
+            let interfaceKeys = try interfaces.mapping(allowed: ["include", "exclude"])
+            if let include = interfaceKeys["include"] { probes.interfaces.include = try include.strings() }
+            if let exclude = interfaceKeys["exclude"] { probes.interfaces.exclude = try exclude.strings() }
+        }
+        if let filesystems = keys["filesystems"] {
+            let filesystemKeys = try filesystems.mapping(allowed: ["exclude_types", "include_mount_points", "exclude_mount_points"])
+            if let types = filesystemKeys["exclude_types"] { probes.filesystems.excludedTypes = Set(try types.strings()) }
+            if let include = filesystemKeys["include_mount_points"] {
+                probes.filesystems.mountPoints.include = try include.strings()
+            }
+            if let exclude = filesystemKeys["exclude_mount_points"] {
+                probes.filesystems.mountPoints.exclude = try exclude.strings()
+            }
+        }
+        return probes
+    }
+
+    /// Ids go into event ids and labels: non-empty, at most 256 bytes, no control characters.
+    private static func identifier(_ node: ConfigNode, default value: String) throws(ConfigurationError) -> String {
+        let text = try node.string(default: value)
+        guard !text.isEmpty, text.utf8.count <= 256 else { throw node.error("must be 1 to 256 characters") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw node.error("must not contain control characters")
+        }
+        return text
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+public import Logging
+import Metering
+public import Probes
+public import ServiceLifecycle
+
+/// Samples the host on a wall-clock-aligned cadence and records every sample.
+///
+/// Samples fall on multiples of `sample_seconds`, so the sample that closes a period is taken right
+/// after its boundary. A failed write is logged and retried with the next sample; nothing is lost
+/// because the checkpoint did not advance.
+public struct SamplerService: Service {
+    let sampler: HostSampler
+    let recorder: MeteringRecorder
+    let sampleSeconds: Int
+    let logger: Logger
+
+    public init(sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger) {
+        self.sampler = sampler
+        self.recorder = recorder
+        self.sampleSeconds = sampleSeconds
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var recorder = recorder
+        var reportedFailures = Set<String>()
+        logger.info("sampler started", metadata: ["sample.seconds": "\(sampleSeconds)"])
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let sample = sampler.sample()
+            reportFailures(sample, reported: &reportedFailures)
+            do {
+                if let step = try recorder.record(sample) {
+                    for event in step.events {
+                        logger.debug(
+                            "period closed",
+                            metadata: [
+                                "instance.id": "\(event.instanceID)", "period.start": "\(event.period.start)",
+                                "period.end": "\(event.period.end)", "cpu.seconds": "\(event.metrics.cpuSeconds)",
+                            ])
+                    }
+                    for gap in step.gaps {
+                        logger.warning(
+                            "metering gap recorded",
+                            metadata: [
+                                "instance.id": "\(gap.instanceID)", "gap.reason": "\(gap.reason.rawValue)",
+                                "gap.from": "\(gap.from)", "gap.to": "\(gap.to)", "gap.detail": "\(gap.detail)",
+                            ])
+                    }
+                } else {
+                    logger.error("sample has no boot ID; not metered")
+                }
+            } catch {
+                logger.error("cannot store metering step; will retry with the next sample", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { [sampleSeconds] in
+                try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
+            }
+        }
+        logger.info("sampler stopped")
+    }
+
+    /// Logs a collector's failure once when it starts and once when it clears, not every sample.
+    private func reportFailures(_ sample: HostSample, reported: inout Set<String>) {
+        var current = Set<String>()
+        for failure in sample.failures {
+            let key = failure.description
+            current.insert(key)
+            if !reported.contains(key) {
+                logger.warning(
+                    "collector failed",
+                    metadata: ["collector.name": "\(failure.collector.rawValue)", "error": "\(failure.error)"])
+            }
+        }
+        for cleared in reported.subtracting(current) {
+            logger.info("collector recovered", metadata: ["error": "\(cleared)"])
+        }
+        reported = current
+    }
+
+    /// Nanoseconds from now to the next wall-clock multiple of `sampleSeconds` (at least 1 ms away).
+    public static func nanosToNextTick(sampleSeconds: Int) -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nowNanos = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        let step = Int64(sampleSeconds) * 1_000_000_000
+        let next = (nowNanos / step + 1) * step
+        return max(next - nowNanos, 1_000_000)
+    }
+}

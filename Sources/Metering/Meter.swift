@@ -1,0 +1,273 @@
+public import UsageModel
+
+/// Who an instance belongs to: what every event of it carries.
+public struct InstanceIdentity: Sendable, Equatable, Hashable, Codable {
+    public var instanceID: String
+    public var userID: String
+    public var orgID: String?
+
+    public init(instanceID: String, userID: String, orgID: String? = nil) {
+        self.instanceID = instanceID
+        self.userID = userID
+        self.orgID = orgID
+    }
+}
+
+/// Settings that decide periods.
+public struct MeterConfiguration: Sendable, Equatable {
+    public static let intervalRange: ClosedRange<Int64> = 1...3600
+
+    public var hostID: String
+    /// Period length; periods are aligned to wall-clock multiples of it.
+    public var intervalSeconds: Int64
+    /// A counter source not seen for this long is forgotten (a removed interface).
+    public var sourceRetentionNanos: UInt64
+
+    public init(hostID: String, intervalSeconds: Int64 = 30, sourceRetentionNanos: UInt64? = nil) {
+        precondition(Self.intervalRange.contains(intervalSeconds), "interval_seconds must be 1…3600")
+        self.hostID = hostID
+        self.intervalSeconds = intervalSeconds
+        self.sourceRetentionNanos = sourceRetentionNanos ?? UInt64(max(intervalSeconds * 10, 600)) * 1_000_000_000
+    }
+}
+
+/// Why usage of an instance is not accounted between two times.
+public enum GapReason: String, Sendable, Codable {
+    /// The host rebooted: usage between the last sample of the old boot and the first of the new
+    /// one is unknowable, since the counters started again from zero.
+    case reboot
+    /// One counter went down within a boot (its cgroup or interface was recreated): its usage
+    /// between the two samples is not known, so none is billed for it; the others are unaffected.
+    case counterReset = "counter_reset"
+}
+
+/// A recorded hole in an instance's accounting. Never papered over: stored beside the events.
+public struct MeteringGap: Sendable, Equatable, Codable {
+    public var instanceID: String
+    public var reason: GapReason
+    /// Unix seconds: for a reboot, where the last period of the old boot ended and where the first
+    /// of the new boot starts; for a counter reset, the two samples around it.
+    public var from: Int64
+    public var to: Int64
+    /// The old and new boot IDs, or the counter and its two values.
+    public var detail: String
+}
+
+/// A fresh start of an instance's counters: its first sample ever, or its first after a reboot.
+/// Σ events + the open period = the latest checkpoint's counters − the baseline's, exactly.
+public struct MeteringBaseline: Sendable, Equatable, Codable {
+    public var instanceID: String
+    public var bootID: String
+    public var wallNanos: Int64
+    public var counters: [String: UInt64]
+}
+
+/// What one step of metering produced.
+public struct MeterStep: Sendable, Equatable {
+    public var state: MeterState
+    /// Closed periods, oldest first.
+    public var events: [UsageEvent]
+    public var gaps: [MeteringGap]
+    public var baseline: MeteringBaseline?
+}
+
+/// The metering engine: pure, total, and the only place that decides what is billed.
+///
+/// Periods: an instance's first period starts at its first sample (whole seconds); later ones at
+/// wall-clock multiples of the interval. A period closes at the first sample at or past its end
+/// boundary, and covers the counter deltas up to that sample: deltas are taken sample to sample, so
+/// nothing is counted twice or lost whichever period it lands in.
+///
+/// Clocks: durations (averages, CPU percent) come from the boot clock, period labels from the wall
+/// clock, kept monotonic. If the wall clock steps back, the open period does not close until the
+/// wall clock passes its end again, so it absorbs the usage of the repeated seconds; if it steps
+/// forward, the open period closes at the latest boundary passed and is longer than one interval.
+/// Either way periods never overlap and never run backwards, and usage is kept.
+public enum Meter {
+    static let nanosPerSecond: UInt64 = 1_000_000_000
+
+    /// Folds one reading into an instance's state, closing every period it completes.
+    public static func advance(
+        _ state: MeterState?, with reading: InstanceReading, identity: InstanceIdentity,
+        configuration: MeterConfiguration
+    ) -> MeterStep {
+        let wallSecond = floorDivide(reading.time.wallNanos, Int64(nanosPerSecond))
+        guard var state else {
+            return start(reading, identity: identity, at: wallSecond, carriedFrom: nil, events: [], gaps: [])
+        }
+        if state.bootID != reading.bootID {
+            return reboot(state, reading: reading, identity: identity, configuration: configuration, wallSecond: wallSecond)
+        }
+        // Same boot: the boot clock cannot go back. A reading that is not newer is stale; ignore it.
+        guard reading.time.bootNanos > state.lastBootNanos else {
+            return MeterStep(state: state, events: [], gaps: [], baseline: nil)
+        }
+
+        var gaps: [MeteringGap] = []
+        let elapsedSeconds = Double(reading.time.bootNanos - state.lastBootNanos) / 1e9
+        for (source, value) in reading.counters {
+            let key = source.description
+            if let baseline = state.counters[key] {
+                if value >= baseline.value {
+                    state.period.usage[source.kind, default: 0] &+= value - baseline.value
+                } else {
+                    gaps.append(
+                        MeteringGap(
+                            instanceID: identity.instanceID, reason: .counterReset,
+                            from: floorDivide(state.lastWallNanos, Int64(nanosPerSecond)), to: wallSecond,
+                            detail: "\(key) went from \(baseline.value) to \(value)"))
+                }
+            }
+            state.counters[key] = CounterBaseline(value: value, lastSeenBootNanos: reading.time.bootNanos)
+        }
+        state.counters = state.counters.filter {
+            reading.time.bootNanos - $0.value.lastSeenBootNanos <= configuration.sourceRetentionNanos
+        }
+
+        // Gauges: trapezoids between consecutive samples, on the boot clock.
+        let memoryPercent = percent(reading.memoryUsedBytes, of: reading.memoryTotalBytes)
+        if let before = state.lastMemoryUsedBytes, let after = reading.memoryUsedBytes,
+            let percentBefore = state.lastMemoryPercent, let percentAfter = memoryPercent
+        {
+            state.period.memoryByteSeconds += (Double(before) + Double(after)) / 2 * elapsedSeconds
+            state.period.memoryPercentSeconds += (percentBefore + percentAfter) / 2 * elapsedSeconds
+            state.period.gaugeSeconds += elapsedSeconds
+        }
+        if reading.memoryUsedBytes != nil, memoryPercent != nil {
+            state.lastMemoryUsedBytes = reading.memoryUsedBytes
+            state.lastMemoryPercent = memoryPercent
+        }
+        if let storage = reading.storageUsedBytes { state.period.storageUsedBytes = storage }
+        state.period.cpuCapacity = reading.cpuCapacity
+        state.lastWallNanos = reading.time.wallNanos
+        state.lastBootNanos = reading.time.bootNanos
+
+        var events: [UsageEvent] = []
+        let interval = configuration.intervalSeconds
+        let boundary = (floorDivide(state.period.start, interval) + 1) * interval
+        if wallSecond >= boundary {
+            let end = floorDivide(wallSecond, interval) * interval
+            events.append(close(&state, at: end, identity: identity, configuration: configuration, timestamp: wallSecond))
+        }
+        return MeterStep(state: state, events: events, gaps: gaps, baseline: nil)
+    }
+
+    /// A new baseline: nothing is billed for the first sample, since usage needs two.
+    private static func start(
+        _ reading: InstanceReading, identity: InstanceIdentity, at start: Int64, carriedFrom old: MeterState?,
+        events: [UsageEvent], gaps: [MeteringGap]
+    ) -> MeterStep {
+        var counters: [String: CounterBaseline] = [:]
+        for (source, value) in reading.counters {
+            counters[source.description] = CounterBaseline(value: value, lastSeenBootNanos: reading.time.bootNanos)
+        }
+        let memoryPercent = percent(reading.memoryUsedBytes, of: reading.memoryTotalBytes)
+        let state = MeterState(
+            format: MeterState.format, bootID: reading.bootID, lastWallNanos: reading.time.wallNanos,
+            lastBootNanos: reading.time.bootNanos, counters: counters,
+            lastMemoryUsedBytes: memoryPercent == nil ? nil : reading.memoryUsedBytes,
+            lastMemoryPercent: memoryPercent,
+            period: OpenPeriod(
+                start: start, spanStartBootNanos: reading.time.bootNanos, cpuCapacity: reading.cpuCapacity,
+                storageUsedBytes: reading.storageUsedBytes),
+            cpuCarryNanos: old?.cpuCarryNanos ?? 0, gpuCarryNanos: old?.gpuCarryNanos ?? 0)
+        let baseline = MeteringBaseline(
+            instanceID: identity.instanceID, bootID: reading.bootID, wallNanos: reading.time.wallNanos,
+            counters: counters.mapValues(\.value))
+        return MeterStep(state: state, events: events, gaps: gaps, baseline: baseline)
+    }
+
+    /// The host rebooted since `state`: bill what the old boot's open period accumulated up to its
+    /// last sample, record the gap, and start again from the new counters. Carries are kept: they
+    /// are usage already measured.
+    private static func reboot(
+        _ state: MeterState, reading: InstanceReading, identity: InstanceIdentity, configuration: MeterConfiguration,
+        wallSecond: Int64
+    ) -> MeterStep {
+        var old = state
+        var events: [UsageEvent] = []
+        var lastEnd = old.period.start
+        if old.lastBootNanos > old.period.spanStartBootNanos {
+            let lastSecond = ceilDivide(old.lastWallNanos, Int64(nanosPerSecond))
+            let end = max(lastSecond, old.period.start + 1)
+            events.append(
+                close(&old, at: end, identity: identity, configuration: configuration,
+                      timestamp: max(wallSecond, end)))
+            lastEnd = end
+        }
+        let newStart = max(wallSecond, lastEnd)
+        let gap = MeteringGap(
+            instanceID: identity.instanceID, reason: .reboot, from: lastEnd, to: newStart,
+            detail: "boot \(old.bootID) → \(reading.bootID)")
+        return start(reading, identity: identity, at: newStart, carriedFrom: old, events: events, gaps: [gap])
+    }
+
+    /// Closes the open period at `end` and opens the next one there.
+    private static func close(
+        _ state: inout MeterState, at end: Int64, identity: InstanceIdentity, configuration: MeterConfiguration,
+        timestamp: Int64
+    ) -> UsageEvent {
+        let period = state.period
+        let cpuNanos = period.usage[.cpuNanoseconds] ?? 0
+        let (cpuSeconds, cpuCarry) = wholeSeconds(cpuNanos, carry: state.cpuCarryNanos)
+        let (gpuSeconds, gpuCarry) = wholeSeconds(period.usage[.gpuBusyNanoseconds] ?? 0, carry: state.gpuCarryNanos)
+        state.cpuCarryNanos = cpuCarry
+        state.gpuCarryNanos = gpuCarry
+
+        let spanSeconds = Double(state.lastBootNanos - period.spanStartBootNanos) / 1e9
+        let capacity = period.cpuCapacity
+        let cpuPercent = spanSeconds > 0 && capacity > 0 ? Double(cpuNanos) / 1e9 / (spanSeconds * capacity) * 100 : 0
+        let memoryBytes: Double
+        let memoryPercent: Double
+        if period.gaugeSeconds > 0 {
+            memoryBytes = period.memoryByteSeconds / period.gaugeSeconds
+            memoryPercent = period.memoryPercentSeconds / period.gaugeSeconds
+        } else {
+            memoryBytes = Double(state.lastMemoryUsedBytes ?? 0)
+            memoryPercent = state.lastMemoryPercent ?? 0
+        }
+        let metrics = UsageMetrics(
+            cpuSeconds: cpuSeconds, cpuPercentAvg: rounded(cpuPercent, places: 3),
+            memoryGB: rounded(memoryBytes / 1e9, places: 6), memoryPercent: rounded(memoryPercent, places: 3),
+            storageGB: rounded(Double(period.storageUsedBytes ?? 0) / 1e9, places: 6),
+            networkEgressMB: Double(period.usage[.egressBytes] ?? 0) / 1e6,
+            networkIngressMB: Double(period.usage[.ingressBytes] ?? 0) / 1e6, gpuSeconds: gpuSeconds)
+        let event = UsageEvent(
+            hostID: configuration.hostID, instanceID: identity.instanceID, userID: identity.userID,
+            orgID: identity.orgID, period: Period(start: period.start, end: end), metrics: metrics, timestamp: timestamp)
+
+        state.period = OpenPeriod(
+            start: end, spanStartBootNanos: state.lastBootNanos, cpuCapacity: capacity,
+            storageUsedBytes: period.storageUsedBytes)
+        state.period.gaugeSeconds = 0
+        return event
+    }
+
+    /// Whole seconds of `nanos` plus the carried remainder, and the new remainder.
+    static func wholeSeconds(_ nanos: UInt64, carry: UInt64) -> (seconds: Int64, carry: UInt64) {
+        let total = nanos.addingReportingOverflow(carry)
+        // Overflow would need 584 years of CPU time in one period: clamp rather than wrap.
+        let value = total.overflow ? UInt64.max : total.partialValue
+        return (Int64(value / nanosPerSecond), value % nanosPerSecond)
+    }
+
+    static func percent(_ part: UInt64?, of whole: UInt64?) -> Double? {
+        guard let part, let whole, whole > 0 else { return nil }
+        return Double(part) / Double(whole) * 100
+    }
+
+    static func rounded(_ value: Double, places: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<places { scale *= 10 }
+        return (value * scale).rounded() / scale
+    }
+
+    static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+        let quotient = value / divisor
+        return (value % divisor != 0 && (value < 0) != (divisor < 0)) ? quotient - 1 : quotient
+    }
+
+    static func ceilDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+        -floorDivide(-value, divisor)
+    }
+}

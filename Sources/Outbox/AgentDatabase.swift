@@ -1,0 +1,219 @@
+public import Foundation
+public import GRDB
+
+/// The agent's one SQLite database: the outbox of events, the metering checkpoints, and the audit
+/// records of gaps and baselines.
+///
+/// WAL mode (a `DatabasePool`) in production, so readers (the API, `outbox stats`) never block the
+/// sampler's writes; `synchronous = FULL`, so a committed period survives a power cut, not only a
+/// crash. Every write method is one transaction.
+public struct AgentDatabase: Sendable {
+    public let writer: any DatabaseWriter
+    /// The file, for error messages; ":memory:" for a test database.
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    public static func open(path: String) throws(OutboxError) -> AgentDatabase {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            return try AgentDatabase(writer: pool, path: path)
+        } catch let error as OutboxError {
+            throw error
+        } catch {
+            throw .cannotOpen(path: path, reason: Self.reason(error))
+        }
+    }
+
+    /// A private in-memory database, for tests.
+    public static func inMemory() throws(OutboxError) -> AgentDatabase {
+        do {
+            return try AgentDatabase(writer: DatabaseQueue(), path: ":memory:")
+        } catch let error as OutboxError {
+            throw error
+        } catch {
+            throw .cannotOpen(path: ":memory:", reason: Self.reason(error))
+        }
+    }
+
+    init(writer: any DatabaseWriter, path: String) throws(OutboxError) {
+        self.writer = writer
+        self.path = path
+        do {
+            try Self.migrator.migrate(writer)
+        } catch {
+            throw .cannotOpen(path: path, reason: Self.reason(error))
+        }
+    }
+
+    /// Migrations have fixed names and never change once shipped; new ones are appended.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 events, checkpoints, gaps, baselines") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        event_id TEXT NOT NULL UNIQUE,
+                        event_type TEXT NOT NULL,
+                        instance_id TEXT NOT NULL,
+                        period_start INTEGER NOT NULL,
+                        period_end INTEGER NOT NULL,
+                        payload BLOB NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        CHECK (period_end > period_start)
+                    );
+                    CREATE TABLE checkpoints (
+                        instance_id TEXT PRIMARY KEY NOT NULL,
+                        format INTEGER NOT NULL,
+                        state BLOB NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE metering_gaps (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        instance_id TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        from_time INTEGER NOT NULL,
+                        to_time INTEGER NOT NULL,
+                        detail TEXT NOT NULL,
+                        recorded_at INTEGER NOT NULL,
+                        CHECK (to_time >= from_time)
+                    );
+                    CREATE TABLE metering_baselines (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        instance_id TEXT NOT NULL,
+                        boot_id TEXT NOT NULL,
+                        wall_ns INTEGER NOT NULL,
+                        counters TEXT NOT NULL,
+                        recorded_at INTEGER NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: Metering
+
+    /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction.
+    public func commit(_ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(OutboxError) {
+        guard !commit.isEmpty else { return }
+        try write("commit metering step") { db in
+            for event in commit.events {
+                try db.execute(
+                    sql: """
+                        INSERT INTO events (event_id, event_type, instance_id, period_start, period_end, payload, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [event.eventID, event.eventType, event.instanceID, event.periodStart, event.periodEnd,
+                                event.payload, now])
+            }
+            for gap in commit.gaps {
+                try db.execute(
+                    sql: """
+                        INSERT INTO metering_gaps (instance_id, reason, from_time, to_time, detail, recorded_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [gap.instanceID, gap.reason, gap.from, gap.to, gap.detail, now])
+            }
+            for baseline in commit.baselines {
+                try db.execute(
+                    sql: """
+                        INSERT INTO metering_baselines (instance_id, boot_id, wall_ns, counters, recorded_at)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [baseline.instanceID, baseline.bootID, baseline.wallNanos,
+                                String(decoding: baseline.counters, as: UTF8.self), now])
+            }
+            for checkpoint in commit.checkpoints {
+                try db.execute(
+                    sql: """
+                        INSERT INTO checkpoints (instance_id, format, state, updated_at) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (instance_id) DO UPDATE SET
+                            format = excluded.format, state = excluded.state, updated_at = excluded.updated_at
+                        """,
+                    arguments: [checkpoint.instanceID, checkpoint.format, checkpoint.state, now])
+            }
+        }
+    }
+
+    /// Every stored checkpoint, by instance.
+    public func checkpoints() throws(OutboxError) -> [String: CheckpointRecord] {
+        try read("read checkpoints") { db in
+            var result: [String: CheckpointRecord] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT instance_id, format, state FROM checkpoints") {
+                let record = CheckpointRecord(instanceID: row["instance_id"], format: row["format"], state: row["state"])
+                result[record.instanceID] = record
+            }
+            return result
+        }
+    }
+
+    /// Events in the order they were stored, optionally of one instance.
+    public func events(instanceID: String? = nil) throws(OutboxError) -> [OutboxEvent] {
+        try read("read events") { db in
+            let rows: [Row]
+            if let instanceID {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM events WHERE instance_id = ? ORDER BY id", arguments: [instanceID])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id")
+            }
+            return rows.map { row in
+                OutboxEvent(
+                    eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
+                    periodStart: row["period_start"], periodEnd: row["period_end"], payload: row["payload"])
+            }
+        }
+    }
+
+    /// Recorded gaps in the order they were stored.
+    public func gaps() throws(OutboxError) -> [GapRecord] {
+        try read("read gaps") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM metering_gaps ORDER BY id").map { row in
+                GapRecord(
+                    instanceID: row["instance_id"], reason: row["reason"], from: row["from_time"], to: row["to_time"],
+                    detail: row["detail"])
+            }
+        }
+    }
+
+    /// Recorded baselines in the order they were stored.
+    public func baselines() throws(OutboxError) -> [BaselineRecord] {
+        try read("read baselines") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM metering_baselines ORDER BY id").map { row in
+                BaselineRecord(
+                    instanceID: row["instance_id"], bootID: row["boot_id"], wallNanos: row["wall_ns"],
+                    counters: Data((row["counters"] as String).utf8))
+            }
+        }
+    }
+
+    // MARK: Plumbing
+
+    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws(OutboxError) -> T {
+        do {
+            return try writer.write(body)
+        } catch {
+            throw .failed(path: path, operation: operation, reason: Self.reason(error))
+        }
+    }
+
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws(OutboxError) -> T {
+        do {
+            return try writer.read(body)
+        } catch {
+            throw .failed(path: path, operation: operation, reason: Self.reason(error))
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "\(error.resultCode): \(error.message ?? "no message")"
+        }
+        return String(describing: error)
+    }
+}

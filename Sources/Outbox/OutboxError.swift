@@ -1,0 +1,21 @@
+/// Why the agent's database could not be used. Every case names the file.
+public enum OutboxError: Error, Sendable, CustomStringConvertible {
+    /// The file could not be opened or migrated: missing directory, no permission, not a database,
+    /// corrupt, or locked by another process past the busy timeout.
+    case cannotOpen(path: String, reason: String)
+    /// A read or write failed after opening (disk full, I/O error, constraint).
+    case failed(path: String, operation: String, reason: String)
+    /// A stored checkpoint is of a format this agent does not read.
+    case unknownCheckpointFormat(path: String, instanceID: String, format: Int)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            return "cannot open database \(path): \(reason)"
+        case .failed(let path, let operation, let reason):
+            return "database \(path): \(operation) failed: \(reason)"
+        case .unknownCheckpointFormat(let path, let instanceID, let format):
+            return "database \(path): checkpoint of \(instanceID) has unknown format \(format)"
+        }
+    }
+}

@@ -1,0 +1,88 @@
+public import Foundation
+
+/// An event as the outbox stores it: the encoded wire bytes and what is needed to find it.
+public struct OutboxEvent: Sendable, Equatable {
+    public var eventID: String
+    public var eventType: String
+    public var instanceID: String
+    public var periodStart: Int64
+    public var periodEnd: Int64
+    /// The event in its wire version, exactly as it will be shipped.
+    public var payload: Data
+
+    public init(eventID: String, eventType: String, instanceID: String, periodStart: Int64, periodEnd: Int64, payload: Data) {
+        self.eventID = eventID
+        self.eventType = eventType
+        self.instanceID = instanceID
+        self.periodStart = periodStart
+        self.periodEnd = periodEnd
+        self.payload = payload
+    }
+}
+
+/// An instance's metering checkpoint, opaque to the outbox: its format number and bytes.
+public struct CheckpointRecord: Sendable, Equatable {
+    public var instanceID: String
+    public var format: Int
+    public var state: Data
+
+    public init(instanceID: String, format: Int, state: Data) {
+        self.instanceID = instanceID
+        self.format = format
+        self.state = state
+    }
+}
+
+/// A hole in an instance's accounting, kept for audit.
+public struct GapRecord: Sendable, Equatable {
+    public var instanceID: String
+    public var reason: String
+    public var from: Int64
+    public var to: Int64
+    public var detail: String
+
+    public init(instanceID: String, reason: String, from: Int64, to: Int64, detail: String) {
+        self.instanceID = instanceID
+        self.reason = reason
+        self.from = from
+        self.to = to
+        self.detail = detail
+    }
+}
+
+/// The counters an instance's accounting (re)started from, kept for audit.
+public struct BaselineRecord: Sendable, Equatable {
+    public var instanceID: String
+    public var bootID: String
+    public var wallNanos: Int64
+    /// JSON object of counter name → value.
+    public var counters: Data
+
+    public init(instanceID: String, bootID: String, wallNanos: Int64, counters: Data) {
+        self.instanceID = instanceID
+        self.bootID = bootID
+        self.wallNanos = wallNanos
+        self.counters = counters
+    }
+}
+
+/// Everything one metering step writes, committed in one transaction: a checkpoint never advances
+/// without the events it produced, and the events never land without their checkpoint.
+public struct MeteringCommit: Sendable, Equatable {
+    public var checkpoints: [CheckpointRecord]
+    public var events: [OutboxEvent]
+    public var gaps: [GapRecord]
+    public var baselines: [BaselineRecord]
+
+    public init(
+        checkpoints: [CheckpointRecord] = [], events: [OutboxEvent] = [], gaps: [GapRecord] = [],
+        baselines: [BaselineRecord] = []
+    ) {
+        self.checkpoints = checkpoints
+        self.events = events
+        self.gaps = gaps
+        self.baselines = baselines
+    }
+
+    public var isEmpty: Bool { checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty }
+}

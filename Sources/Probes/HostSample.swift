@@ -59,6 +59,15 @@ public struct FilesystemUsage: Sendable, Equatable {
     public var major: UInt32
     public var minor: UInt32
     public var space: FilesystemSpace
+
+    public init(mountPoint: String, source: String, fsType: String, major: UInt32, minor: UInt32, space: FilesystemSpace) {
+        self.mountPoint = mountPoint
+        self.source = source
+        self.fsType = fsType
+        self.major = major
+        self.minor = minor
+        self.space = space
+    }
 }
 
 /// Everything one pass of the collectors read from the host.

@@ -97,7 +97,7 @@ enum KernelText {
     /// /proc/loadavg and /proc/uptime.
     static func decimal(_ bytes: ArraySlice<UInt8>) -> Double? {
         guard let dot = bytes.firstIndex(of: ASCII.dot) else {
-            return uint64(bytes).map(Double.init)
+            return uint64(bytes).map { Double($0) }
         }
         guard let whole = uint64(bytes[bytes.startIndex..<dot]) else { return nil }
         let fractionBytes = bytes[(dot + 1)...]

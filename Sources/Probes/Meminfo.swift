@@ -45,7 +45,7 @@ public struct Meminfo: Sendable, Equatable {
         try parse(Array(text.utf8))
     }
 
-    /// Parses lines of the form `Name:   12345 kB` or `Name:   12`. Any other shape, a value that
+    /// Parses lines of the form `Name:   12345 kB` or, for HugePages_* counts, `Name:   12`. Any other shape, a value that
     /// is not an unsigned integer, a unit other than kB, or a value that overflows 64 bits in bytes,
     /// is an error naming the line. A file without MemTotal is refused as truncated.
     public static func parse(_ bytes: [UInt8], path: String = Meminfo.path) throws(ProbeError) -> Meminfo {
@@ -63,6 +63,11 @@ public struct Meminfo: Sendable, Equatable {
                 throw .malformed(path: path, line: line.number, reason: "value of \(name) is not an unsigned integer: '\(line.excerpt)'")
             }
             var value = number
+            // Only the HugePages_* counts are printed without a unit; any other field without
+            // "kB" is a line cut short, which would otherwise read 1024 times too small.
+            if rest.count == 1, !name.hasPrefix("HugePages_") {
+                throw .malformed(path: path, line: line.number, reason: "\(name) has no kB unit (truncated line?)")
+            }
             if rest.count == 2 {
                 guard rest[1].elementsEqual("kB".utf8) else {
                     throw .malformed(path: path, line: line.number, reason: "unknown unit '\(KernelText.string(rest[1]))' for \(name)")

@@ -27,11 +27,16 @@ public enum Mountinfo {
     public static func parse(_ bytes: [UInt8], path: String = Mountinfo.path) throws(ProbeError) -> [MountInfo] {
         var mounts: [MountInfo] = []
         for line in KernelText.lines(bytes) {
-            let fields = line.fields
-            if fields.isEmpty { continue }
-            guard let separator = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }), separator >= 6,
-                fields.count >= separator + 3
-            else {
+            if KernelText.trimmed(line.bytes).isEmpty { continue }
+            // The separator is the first " - ": no field before it can be a lone "-" (paths start
+            // with '/', optional fields are tag:value). After it, fields are split on single
+            // spaces, since the source can be empty ("tmpfs  rw" for `mount -t tmpfs "" /x`).
+            guard let dash = separatorIndex(line.bytes) else {
+                throw .malformed(path: path, line: line.number, reason: "expected '… - fstype source options', got '\(line.excerpt)'")
+            }
+            let fields = KernelText.fields(line.bytes[line.bytes.startIndex..<dash])
+            let tail = line.bytes[(dash + 3)...].split(separator: ASCII.space, maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count >= 6, tail.count >= 2, !tail[0].isEmpty else {
                 throw .malformed(path: path, line: line.number, reason: "expected '… - fstype source options', got '\(line.excerpt)'")
             }
             guard let mountID = KernelText.int(fields[0]), let parentID = KernelText.int(fields[1]) else {
@@ -48,14 +53,26 @@ public enum Mountinfo {
                 MountInfo(
                     mountID: mountID, parentID: parentID, major: major, minor: minor,
                     root: unescape(fields[3]), mountPoint: unescape(fields[4]),
-                    mountOptions: KernelText.string(fields[5]), fsType: KernelText.string(fields[separator + 1]),
-                    source: unescape(fields[separator + 2]),
-                    superOptions: fields.count > separator + 3 ? KernelText.string(fields[separator + 3]) : ""))
+                    mountOptions: KernelText.string(fields[5]), fsType: KernelText.string(tail[0]),
+                    source: unescape(tail[1]),
+                    superOptions: tail.count > 2 ? KernelText.string(KernelText.trimmed(tail[2])) : ""))
         }
         guard !mounts.isEmpty else {
             throw .malformed(path: path, line: 0, reason: "no mounts (truncated file?)")
         }
         return mounts
+    }
+
+    /// The index of the space that starts the first " - " of a line.
+    static func separatorIndex(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var index = bytes.startIndex
+        while index + 2 < bytes.endIndex {
+            if bytes[index] == ASCII.space, bytes[index + 1] == ASCII.minus, bytes[index + 2] == ASCII.space {
+                return index
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// Undoes the kernel's `\ooo` octal escapes; a backslash not followed by three octal digits is kept.

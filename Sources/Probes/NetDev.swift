@@ -17,6 +17,28 @@ public struct NetDevStats: Sendable, Equatable {
     public var txCollisions: UInt64
     public var txCarrier: UInt64
     public var txCompressed: UInt64
+
+    public init(
+        name: String, rxBytes: UInt64 = 0, rxPackets: UInt64 = 0, rxErrors: UInt64 = 0, rxDropped: UInt64 = 0, rxFifo: UInt64 = 0, rxFrame: UInt64 = 0, rxCompressed: UInt64 = 0, rxMulticast: UInt64 = 0, txBytes: UInt64 = 0, txPackets: UInt64 = 0, txErrors: UInt64 = 0, txDropped: UInt64 = 0, txFifo: UInt64 = 0, txCollisions: UInt64 = 0, txCarrier: UInt64 = 0, txCompressed: UInt64 = 0
+    ) {
+        self.name = name
+        self.rxBytes = rxBytes
+        self.rxPackets = rxPackets
+        self.rxErrors = rxErrors
+        self.rxDropped = rxDropped
+        self.rxFifo = rxFifo
+        self.rxFrame = rxFrame
+        self.rxCompressed = rxCompressed
+        self.rxMulticast = rxMulticast
+        self.txBytes = txBytes
+        self.txPackets = txPackets
+        self.txErrors = txErrors
+        self.txDropped = txDropped
+        self.txFifo = txFifo
+        self.txCollisions = txCollisions
+        self.txCarrier = txCarrier
+        self.txCompressed = txCompressed
+    }
 }
 
 /// /proc/net/dev: counters of every interface in the reader's network namespace.
@@ -34,6 +56,7 @@ public enum NetDev {
     /// which splitting at the colon handles too.
     public static func parse(_ bytes: [UInt8], path: String = NetDev.path) throws(ProbeError) -> [NetDevStats] {
         let lines = KernelText.lines(bytes)
+        guard !lines.isEmpty else { throw .malformed(path: path, line: 0, reason: "empty file") }
         guard lines.count >= 2, lines[0].bytes.firstIndex(of: UInt8(ascii: "|")) != nil,
             lines[1].bytes.firstIndex(of: UInt8(ascii: "|")) != nil
         else {

@@ -57,6 +57,11 @@ public struct PerCPUStat: Sendable, Equatable {
     /// The N of `cpuN`; ids can have holes where CPUs are offline.
     public var id: Int
     public var ticks: CPUTicks
+
+    public init(id: Int, ticks: CPUTicks) {
+        self.id = id
+        self.ticks = ticks
+    }
 }
 
 /// /proc/stat: CPU time by mode for all CPUs and each one, and the boot time.
@@ -69,6 +74,13 @@ public struct Stat: Sendable, Equatable {
     public var bootTime: UInt64?
     /// Ticks per second that the values are in (`sysconf(_SC_CLK_TCK)`, 100 on every common build).
     public var userHZ: Int
+
+    public init(total: CPUTicks, perCPU: [PerCPUStat], bootTime: UInt64?, userHZ: Int) {
+        self.total = total
+        self.perCPU = perCPU
+        self.bootTime = bootTime
+        self.userHZ = userHZ
+    }
 
     /// CPUs online when the file was read.
     public var cpuCount: Int { perCPU.count }

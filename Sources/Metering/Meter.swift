@@ -111,11 +111,12 @@ public enum Meter {
                 if value >= baseline.value {
                     state.period.usage[source.kind, default: 0] &+= value - baseline.value
                 } else {
+                    // The wall clock may have stepped back between the samples: keep from ≤ to.
+                    let previousSecond = floorDivide(state.lastWallNanos, Int64(nanosPerSecond))
                     gaps.append(
                         MeteringGap(
-                            instanceID: identity.instanceID, reason: .counterReset,
-                            from: floorDivide(state.lastWallNanos, Int64(nanosPerSecond)), to: wallSecond,
-                            detail: "\(key) went from \(baseline.value) to \(value)"))
+                            instanceID: identity.instanceID, reason: .counterReset, from: previousSecond,
+                            to: max(previousSecond, wallSecond), detail: "\(key) went from \(baseline.value) to \(value)"))
                 }
             }
             state.counters[key] = CounterBaseline(value: value, lastSeenBootNanos: reading.time.bootNanos)

@@ -37,7 +37,7 @@ import UsageModel
             == "c7010c34-ba0e-5319-9d13-e76bbe16a907")
     }
 
-    @Test(arguments: ["", "a", "www.example.com", "resource_usage\nh\ni\n0\n30", String(repeating: "x", count: 1000)])
+    @Test(arguments: ["", "a", "www.example.com", "hôst-ü vm-😀", String(repeating: "x", count: 1000)])
     func versionNibbleAndVariantBits(name: String) throws {
         for namespace in [Self.dnsNamespace, Self.urlNamespace, NameBasedUUID.hostmeterNamespace] {
             let text = NameBasedUUID.v5(namespace: namespace, name: name)

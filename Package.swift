@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "hostmeterTests",
-            dependencies: ["hostmeter"],
+            dependencies: ["hostmeter", "Outbox", "Probes", "UsageModel"],
             exclude: ["psutil_reader.py"],
             swiftSettings: swiftSettings
         ),

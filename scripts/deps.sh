@@ -25,6 +25,8 @@ if (( ${#missing[@]} )); then
 fi
 
 if (( want_test )); then
-  # Independent readers the tests compare hostmeter against.
+  # Independent readers the tests compare hostmeter against, and the JSON Schema validator that
+  # checks its events against docs/schema.
   python3 -c 'import psutil' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check psutil
+  python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema
 fi

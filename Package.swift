@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "Probes", "Metering", "Outbox", "UsageModel",
+                "HostMeterAgent", "Probes", "Metering", "Outbox", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -217,7 +217,10 @@ public enum Meter {
 
         let spanSeconds = Double(state.lastBootNanos - period.spanStartBootNanos) / 1e9
         let capacity = period.cpuCapacity
-        let cpuPercent = spanSeconds > 0 && capacity > 0 ? Double(cpuNanos) / 1e9 / (spanSeconds * capacity) * 100 : 0
+        // The kernel accounts CPU time in ticks, so over a short span the exact ratio can exceed
+        // 100 by a tick's worth; the percent is a gauge and is capped, cpu_seconds stays exact.
+        let cpuPercent =
+            spanSeconds > 0 && capacity > 0 ? min(100, Double(cpuNanos) / 1e9 / (spanSeconds * capacity) * 100) : 0
         let memoryBytes: Double
         let memoryPercent: Double
         if period.gaugeSeconds > 0 {
@@ -240,7 +243,6 @@ public enum Meter {
         state.period = OpenPeriod(
             start: end, spanStartBootNanos: state.lastBootNanos, cpuCapacity: capacity,
             storageUsedBytes: period.storageUsedBytes)
-        state.period.gaugeSeconds = 0
         return event
     }
 

@@ -102,9 +102,15 @@ extension SampleCommand {
                 try await Task.sleep(for: .nanoseconds(SamplerService.nanosToNextTick(sampleSeconds: 1)))
             }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys]
-        FileHandle.standardOutput.write(try encoder.encode(closed))
+        if pretty {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            FileHandle.standardOutput.write(try encoder.encode(closed))
+        } else {
+            // Exactly the bytes the outbox stores and ships.
+            let wire = try closed.map { try recorder.encoder.encode($0) }
+            FileHandle.standardOutput.write(Data("[".utf8) + Data(wire.joined(separator: Data(",".utf8))) + Data("]".utf8))
+        }
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The result of running a program to completion.
 struct ProcessResult {
     var status: Int32
@@ -25,30 +29,42 @@ enum TestPaths {
     }
 }
 
-/// Runs `executable` with `arguments`, feeding no input, with a hard time limit.
+/// Runs `executable` with `arguments`, feeding no input, with a hard time limit. Output goes to
+/// temporary files rather than pipes, so a chatty child cannot block on a full pipe and a hung
+/// one is killed at the deadline.
 func run(_ executable: URL, _ arguments: [String], timeout: TimeInterval = 60) throws -> ProcessResult {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hostmeter-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let outURL = directory.appendingPathComponent("stdout")
+    let errURL = directory.appendingPathComponent("stderr")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    defer {
+        try? out.close()
+        try? err.close()
+    }
+
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
-    // Read both pipes fully (a full pipe would block the child), then reap it.
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    while process.isRunning {
-        if Date() > deadline {
-            process.terminate()
-            break
-        }
+    while process.isRunning, Date() < deadline {
         Thread.sleep(forTimeInterval: 0.01)
     }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+    }
     process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: outData, stderr: String(decoding: errData, as: UTF8.self))
+    return ProcessResult(
+        status: process.terminationStatus, stdout: try Data(contentsOf: outURL),
+        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
 
 func hostmeter(_ arguments: String...) throws -> ProcessResult {

@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams.git", "5.0.1"..<"7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
@@ -36,9 +39,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Shipping",
+            dependencies: [
+                "Outbox", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HostMeterAgent",
             dependencies: [
-                "Probes", "Metering", "Outbox", "UsageModel",
+                "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -48,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter",
             dependencies: [
-                "HostMeterAgent", "Probes", "Metering", "Outbox", "UsageModel",
+                "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,13 +100,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ShippingTests",
+            dependencies: ["Shipping", "Outbox", "UsageModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "OutboxTests",
             dependencies: ["Outbox", "UsageModel"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "hostmeterTests",
-            dependencies: ["hostmeter", "Outbox", "Probes", "UsageModel"],
+            dependencies: ["hostmeter", "Outbox", "Probes", "Shipping", "UsageModel"],
             exclude: ["psutil_reader.py"],
             swiftSettings: swiftSettings
         ),

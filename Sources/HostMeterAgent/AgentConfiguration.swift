@@ -32,6 +32,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var tokenFile: String?
         public var batchMaxEvents = 500
         public var timeoutSeconds = 30.0
+        public var connectTimeoutSeconds = 10.0
+        /// A PEM file of CA certificates to trust for https instead of the system's.
+        public var caFile: String?
+        /// Extra request headers.
+        public var headers: [String: String] = [:]
     }
 
     public struct Retry: Sendable, Equatable {
@@ -162,7 +167,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         if let org = hostKeys["org_id"], !org.isNull { host.orgID = try Self.identifier(org, default: "") }
 
         let sinkKeys = try node("sink").mapping(
-            allowed: ["type", "url", "path", "token_file", "batch_max_events", "timeout_seconds"])
+            allowed: ["type", "url", "path", "token_file", "batch_max_events", "timeout_seconds",
+                      "connect_timeout_seconds", "ca_file", "headers"])
         sink.type = try sinkKeys["type"]?.choice(default: sink.type) ?? sink.type
         sink.url = try sinkKeys["url"]?.optionalString()
         sink.path = try sinkKeys["path"]?.optionalString()
@@ -171,6 +177,17 @@ public struct AgentConfiguration: Sendable, Equatable {
             ?? sink.batchMaxEvents
         sink.timeoutSeconds = try sinkKeys["timeout_seconds"]?.double(default: sink.timeoutSeconds, in: 0.1...3600)
             ?? sink.timeoutSeconds
+        sink.connectTimeoutSeconds = try sinkKeys["connect_timeout_seconds"]?.double(
+            default: sink.connectTimeoutSeconds, in: 0.1...600) ?? sink.connectTimeoutSeconds
+        sink.caFile = try sinkKeys["ca_file"]?.optionalString()
+        if let headers = sinkKeys["headers"] {
+            for (name, value) in try headers.mapping(allowed: nil) {
+                guard let text = try value.optionalString(), !name.isEmpty,
+                    name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) })
+                else { throw value.error("headers need a token name and a string value") }
+                sink.headers[name] = text
+            }
+        }
         if sink.type == .http || sink.type == .cloudevents {
             guard let url = sink.url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
                 throw (sinkKeys["url"] ?? node("sink").child("url")).error(

@@ -25,8 +25,9 @@ struct ConfigNode {
         ConfigNode(node: node?[name], key: key.isEmpty ? name : "\(key).\(name)", file: file)
     }
 
-    /// The keys of a mapping, refusing any not in `allowed`. A missing or null node is an empty mapping.
-    func mapping(allowed: Set<String>) throws(ConfigurationError) -> [String: ConfigNode] {
+    /// The keys of a mapping, refusing any not in `allowed` (nil: any key). A missing or null node
+    /// is an empty mapping.
+    func mapping(allowed: Set<String>?) throws(ConfigurationError) -> [String: ConfigNode] {
         guard !isNull, let node else { return [:] }
         guard case .mapping(let mapping) = node else { throw error("expected a mapping") }
         var children: [String: ConfigNode] = [:]
@@ -35,7 +36,7 @@ struct ConfigNode {
                 throw ConfigurationError(file: file, line: keyNode.mark?.line, key: key, message: "keys must be strings")
             }
             let path = key.isEmpty ? name : "\(key).\(name)"
-            guard allowed.contains(name) else {
+            if let allowed, !allowed.contains(name) {
                 let known = allowed.sorted().joined(separator: ", ")
                 throw ConfigurationError(
                     file: file, line: keyNode.mark?.line, key: path, message: "unknown key (known here: \(known))")

@@ -22,6 +22,8 @@ public struct MeteringRecorder: Sendable {
     public let configuration: MeterConfiguration
     public let identity: InstanceIdentity
     public let encoder: UsageEventEncoder
+    /// `outbox.max_bytes`: a step is not stored while the database is over it (see `AgentDatabase.makeRoom`).
+    public let maxBytes: Int?
     public private(set) var states: [String: MeterState]
 
     private static let stateEncoder: JSONEncoder = {
@@ -34,9 +36,10 @@ public struct MeteringRecorder: Sendable {
     /// being guessed at.
     public init(
         database: AgentDatabase, configuration: MeterConfiguration, identity: InstanceIdentity,
-        encoder: UsageEventEncoder
+        encoder: UsageEventEncoder, maxBytes: Int? = nil
     ) throws(OutboxError) {
         self.database = database
+        self.maxBytes = maxBytes
         self.configuration = configuration
         self.identity = identity
         self.encoder = encoder
@@ -64,7 +67,7 @@ public struct MeteringRecorder: Sendable {
         } catch {
             throw .failed(path: database.path, operation: "encode metering step", reason: "\(error)")
         }
-        try database.commit(commit, now: Int64(sample.time.wallNanos / 1_000_000_000))
+        try database.commit(commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes)
         states[identity.instanceID] = step.state
         return RecordedStep(events: step.events, gaps: step.gaps)
     }

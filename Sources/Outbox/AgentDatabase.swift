@@ -93,14 +93,41 @@ public struct AgentDatabase: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v2 delivery state and dead letters") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE events ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0;
+                    ALTER TABLE events ADD COLUMN last_error TEXT;
+                    CREATE TABLE dead_letters (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        event_id TEXT NOT NULL UNIQUE,
+                        event_type TEXT NOT NULL,
+                        instance_id TEXT NOT NULL,
+                        period_start INTEGER NOT NULL,
+                        period_end INTEGER NOT NULL,
+                        payload BLOB NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        dead_at REAL NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
     // MARK: Metering
 
     /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction.
-    public func commit(_ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(OutboxError) {
+    ///
+    /// With `maxBytes`, a step that brings events is refused with `OutboxError.full` when the
+    /// database is over the bound even after merging old pending events (`makeRoom`); the caller's
+    /// checkpoint then does not advance, so the usage is billed later rather than lost.
+    public func commit(
+        _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil
+    ) throws(OutboxError) {
         guard !commit.isEmpty else { return }
+        if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes) }
         try write("commit metering step") { db in
             for event in commit.events {
                 try db.execute(

@@ -5,6 +5,8 @@ public enum OutboxError: Error, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     /// A read or write failed after opening (disk full, I/O error, constraint).
     case failed(path: String, operation: String, reason: String)
+    /// The database is over `outbox.max_bytes` and merging old pending events freed too little.
+    case full(path: String, usedBytes: Int, maxBytes: Int)
     /// A stored checkpoint is of a format this agent does not read.
     case unknownCheckpointFormat(path: String, instanceID: String, format: Int)
 
@@ -14,6 +16,9 @@ public enum OutboxError: Error, Sendable, CustomStringConvertible {
             return "cannot open database \(path): \(reason)"
         case .failed(let path, let operation, let reason):
             return "database \(path): \(operation) failed: \(reason)"
+        case .full(let path, let usedBytes, let maxBytes):
+            return "database \(path) is full: \(usedBytes) bytes in use, bound \(maxBytes) (outbox.max_bytes); "
+                + "new periods wait until the consumer takes events"
         case .unknownCheckpointFormat(let path, let instanceID, let format):
             return "database \(path): checkpoint of \(instanceID) has unknown format \(format)"
         }

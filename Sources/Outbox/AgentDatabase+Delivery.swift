@@ -1,0 +1,270 @@
+public import Foundation
+import GRDB
+import UsageModel
+
+/// A pending event handed to the shipper.
+public struct LeasedEvent: Sendable, Equatable {
+    /// The row id: the outbox's own order.
+    public var id: Int64
+    public var event: OutboxEvent
+    /// Attempts including this one.
+    public var attempts: Int
+}
+
+/// A permanently rejected event, kept until replayed.
+public struct DeadLetter: Sendable, Equatable {
+    public var event: OutboxEvent
+    public var attempts: Int
+    public var reason: String
+    public var deadAt: Double
+}
+
+/// Counts and sizes of the outbox.
+public struct OutboxStats: Sendable, Equatable, Codable {
+    public var pendingEvents: Int
+    public var pendingBytes: Int
+    public var deadLetters: Int
+    /// Pending events that were offered to a consumer at least once.
+    public var attemptedEvents: Int
+    /// Unix seconds of the oldest pending period's start, if any.
+    public var oldestPendingPeriodStart: Int64?
+    /// Bytes of the database file in use (pages minus free pages).
+    public var databaseBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case pendingEvents = "pending_events", pendingBytes = "pending_bytes", deadLetters = "dead_letters"
+        case attemptedEvents = "attempted_events", oldestPendingPeriodStart = "oldest_pending_period_start"
+        case databaseBytes = "database_bytes"
+    }
+}
+
+extension AgentDatabase {
+    /// The oldest due events, up to `maxEvents` and about `maxBytes` of payload (always at least one),
+    /// counted as attempted in the same transaction — before they are sent, so an event that may have
+    /// reached a consumer is never merged (see `makeRoom`).
+    public func lease(now: Double, maxEvents: Int, maxBytes: Int) throws(OutboxError) -> [LeasedEvent] {
+        try write("lease events") { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
+                    FROM events WHERE next_attempt_at <= ? ORDER BY id LIMIT ?
+                    """,
+                arguments: [now, maxEvents])
+            var leased: [LeasedEvent] = []
+            var bytes = 0
+            for row in rows {
+                let payload: Data = row["payload"]
+                if !leased.isEmpty, bytes + payload.count > maxBytes { break }
+                bytes += payload.count
+                leased.append(
+                    LeasedEvent(
+                        id: row["id"],
+                        event: OutboxEvent(
+                            eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
+                            periodStart: row["period_start"], periodEnd: row["period_end"], payload: payload),
+                        attempts: (row["attempts"] as Int) + 1))
+            }
+            for chunk in leased.chunked(500) {
+                try db.execute(
+                    sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN (\(placeholders(chunk.count)))",
+                    arguments: StatementArguments(chunk.map(\.id)))
+            }
+            return leased
+        }
+    }
+
+    /// Removes delivered events.
+    public func acknowledge(_ ids: [Int64]) throws(OutboxError) {
+        try write("acknowledge events") { db in
+            for chunk in ids.chunked(500) {
+                try db.execute(
+                    sql: "DELETE FROM events WHERE id IN (\(placeholders(chunk.count)))", arguments: StatementArguments(chunk))
+            }
+        }
+    }
+
+    /// Puts events back for a later attempt.
+    public func scheduleRetry(_ ids: [Int64], at time: Double, error: String) throws(OutboxError) {
+        try write("schedule retry") { db in
+            for chunk in ids.chunked(500) {
+                try db.execute(
+                    sql: "UPDATE events SET next_attempt_at = ?, last_error = ? WHERE id IN (\(placeholders(chunk.count)))",
+                    arguments: StatementArguments([time, error] as [any DatabaseValueConvertible]) + StatementArguments(chunk))
+            }
+        }
+    }
+
+    /// Moves permanently rejected events to the dead letters, with the reason.
+    public func deadLetter(_ ids: [Int64], reason: String, now: Double) throws(OutboxError) {
+        try write("dead-letter events") { db in
+            for chunk in ids.chunked(500) {
+                let list = placeholders(chunk.count)
+                try db.execute(
+                    sql: """
+                        INSERT INTO dead_letters
+                            (event_id, event_type, instance_id, period_start, period_end, payload, attempts, reason, dead_at)
+                        SELECT event_id, event_type, instance_id, period_start, period_end, payload, attempts, ?, ?
+                        FROM events WHERE id IN (\(list))
+                        ON CONFLICT (event_id) DO UPDATE SET
+                            payload = excluded.payload, attempts = excluded.attempts, reason = excluded.reason,
+                            dead_at = excluded.dead_at
+                        """,
+                    arguments: StatementArguments([reason, now] as [any DatabaseValueConvertible]) + StatementArguments(chunk))
+                try db.execute(sql: "DELETE FROM events WHERE id IN (\(list))", arguments: StatementArguments(chunk))
+            }
+        }
+    }
+
+    /// Dead letters, oldest first.
+    public func deadLetters() throws(OutboxError) -> [DeadLetter] {
+        try read("read dead letters") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id").map { row in
+                DeadLetter(
+                    event: OutboxEvent(
+                        eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
+                        periodStart: row["period_start"], periodEnd: row["period_end"], payload: row["payload"]),
+                    attempts: row["attempts"], reason: row["reason"], deadAt: row["dead_at"])
+            }
+        }
+    }
+
+    /// Moves dead letters back to pending, due now: the given event ids, or all when nil.
+    /// Returns how many moved; ids that are not dead letters are ignored.
+    @discardableResult
+    public func replay(eventIDs: [String]?) throws(OutboxError) -> Int {
+        try write("replay dead letters") { db in
+            let filter: String
+            var arguments = StatementArguments()
+            if let eventIDs {
+                guard !eventIDs.isEmpty else { return 0 }
+                filter = "WHERE event_id IN (\(placeholders(eventIDs.count)))"
+                arguments = StatementArguments(eventIDs)
+            } else {
+                filter = ""
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO events
+                        (event_id, event_type, instance_id, period_start, period_end, payload, created_at, attempts,
+                         next_attempt_at, last_error)
+                    SELECT event_id, event_type, instance_id, period_start, period_end, payload, CAST(dead_at AS INTEGER),
+                           attempts, 0, 'replayed: ' || reason
+                    FROM dead_letters \(filter) ORDER BY id
+                    """,
+                arguments: arguments)
+            let moved = db.changesCount
+            try db.execute(sql: "DELETE FROM dead_letters \(filter)", arguments: arguments)
+            return moved
+        }
+    }
+
+    public func stats() throws(OutboxError) -> OutboxStats {
+        try read("read outbox stats") { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
+                           COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
+                    FROM events
+                    """)!
+            let dead = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0
+            return OutboxStats(
+                pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead,
+                attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
+                databaseBytes: try Self.usedBytes(db))
+        }
+    }
+
+    /// Bytes of the database in use: (pages − free pages) × page size, O(1).
+    public func usedBytes() throws(OutboxError) -> Int {
+        try read("measure database") { db in try Self.usedBytes(db) }
+    }
+
+    static func usedBytes(_ db: Database) throws -> Int {
+        let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+        let size = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+        return (pages - free) * size
+    }
+
+    /// Keeps the database under `maxBytes`. Past 90 % of it, old pending usage events of the same
+    /// instance that were never offered to a consumer are merged into longer periods (totals are
+    /// kept exactly; see `UsageEvent.merging`), oldest first, until under 80 % or nothing more can be
+    /// merged. Undelivered events are never deleted. Throws `.full` if the database is still over
+    /// the bound.
+    public func makeRoom(maxBytes: Int) throws(OutboxError) {
+        guard try usedBytes() > maxBytes / 10 * 9 else { return }
+        var merged = 0
+        while try usedBytes() > maxBytes / 10 * 8 {
+            let count = try mergeOldestPending(limit: 5000)
+            if count == 0 { break }
+            merged += count
+        }
+        let used = try usedBytes()
+        if used > maxBytes {
+            throw .full(path: path, usedBytes: used, maxBytes: maxBytes)
+        }
+    }
+
+    /// Merges runs of contiguous, never-attempted usage events per instance among the oldest
+    /// `limit` pending events. Returns how many events were folded away.
+    func mergeOldestPending(limit: Int) throws(OutboxError) -> Int {
+        try write("merge pending events") { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, payload FROM events
+                    WHERE attempts = 0 AND event_type = ? ORDER BY id LIMIT ?
+                    """,
+                arguments: [UsageEvent.eventType, limit])
+            let decoder = JSONDecoder()
+            var byInstance: [String: [(id: Int64, event: UsageEvent)]] = [:]
+            for row in rows {
+                guard let event = try? decoder.decode(UsageEvent.self, from: row["payload"] as Data) else { continue }
+                byInstance[event.instanceID, default: []].append((row["id"], event))
+            }
+            var folded = 0
+            for (_, entries) in byInstance {
+                let sorted = entries.sorted { $0.event.period.start < $1.event.period.start }
+                var run: [(id: Int64, event: UsageEvent)] = []
+                func flush() throws {
+                    defer { run = [] }
+                    guard run.count > 1, let merged = UsageEvent.merging(run.map(\.event)),
+                        let version = UsageSchemaVersion(rawValue: merged.version)
+                    else { return }
+                    let payload = try UsageEventEncoder(version: version).encode(merged)
+                    let ids = run.map(\.id)
+                    try db.execute(
+                        sql: "DELETE FROM events WHERE id IN (\(placeholders(ids.count)))",
+                        arguments: StatementArguments(ids))
+                    try db.execute(
+                        sql: """
+                            INSERT INTO events (event_id, event_type, instance_id, period_start, period_end, payload,
+                                                created_at, attempts, next_attempt_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)
+                            """,
+                        arguments: [merged.eventID, merged.eventType, merged.instanceID, merged.period.start,
+                                    merged.period.end, payload, merged.timestamp])
+                    folded += ids.count - 1
+                }
+                for entry in sorted {
+                    if let last = run.last, last.event.period.end != entry.event.period.start { try flush() }
+                    run.append(entry)
+                }
+                try flush()
+            }
+            return folded
+        }
+    }
+}
+
+func placeholders(_ count: Int) -> String {
+    Array(repeating: "?", count: count).joined(separator: ",")
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+public import Logging
+public import Outbox
+public import ServiceLifecycle
+import Synchronization
+
+/// How the shipper batches, retries and protects the consumer.
+public struct ShipperSettings: Sendable {
+    public var batchMaxEvents: Int
+    public var batchMaxBytes: Int
+    public var retry: RetryPolicy
+    public var failureThreshold: Int
+    public var openSeconds: Double
+    /// How often an empty outbox is looked at again.
+    public var pollSeconds: Double
+    /// How long a graceful shutdown keeps delivering what is pending.
+    public var drainSeconds: Double
+
+    public init(
+        batchMaxEvents: Int = 500, batchMaxBytes: Int = 4 << 20, retry: RetryPolicy = RetryPolicy(),
+        failureThreshold: Int = 5, openSeconds: Double = 30, pollSeconds: Double = 1, drainSeconds: Double = 10
+    ) {
+        self.batchMaxEvents = batchMaxEvents
+        self.batchMaxBytes = batchMaxBytes
+        self.retry = retry
+        self.failureThreshold = failureThreshold
+        self.openSeconds = openSeconds
+        self.pollSeconds = pollSeconds
+        self.drainSeconds = drainSeconds
+    }
+}
+
+/// What the shipper is doing, for /health and /metrics.
+public struct ShipperSnapshot: Sendable, Equatable {
+    public var breakerState: CircuitBreaker.State = .closed
+    public var consecutiveFailures = 0
+    public var lastError: String?
+    public var lastDeliveryAt: Double?
+    public var requests = 0
+    public var eventsDelivered = 0
+    public var eventsDeadLettered = 0
+    public var failures: [ShipFailureReason: Int] = [:]
+}
+
+/// Shared view of the shipper's state.
+public final class ShipperStatus: Sendable {
+    private let state = Mutex(ShipperSnapshot())
+    public init() {}
+    public var snapshot: ShipperSnapshot { state.withLock { $0 } }
+    func update(_ body: (inout ShipperSnapshot) -> Void) { state.withLock { body(&$0) } }
+}
+
+/// Delivers the outbox to a sink: oldest first, in batches, at least once.
+///
+/// An event leaves the outbox only when the sink acknowledged it (deleted) or refused it for good
+/// (moved to the dead letters, with the reason). Retryable failures back off with full jitter and
+/// honour Retry-After; consecutive failures open the circuit breaker, and nothing is sent while it
+/// is open. A 400 or 413 for a batch is bisected so one poison event cannot hold the others back.
+public struct ShipperService: Service {
+    let database: AgentDatabase
+    let sink: any EventSink
+    let settings: ShipperSettings
+    let logger: Logger
+    public let status: ShipperStatus
+    let now: @Sendable () -> Double
+
+    public init(
+        database: AgentDatabase, sink: any EventSink, settings: ShipperSettings, logger: Logger,
+        status: ShipperStatus = ShipperStatus(), now: (@Sendable () -> Double)? = nil
+    ) {
+        self.database = database
+        self.sink = sink
+        self.settings = settings
+        self.logger = logger
+        self.status = status
+        self.now = now ?? { Date().timeIntervalSince1970 }
+    }
+
+    public func run() async throws {
+        var shipper = Shipper(service: self)
+        logger.info("shipper started", metadata: ["sink.type": "\(sink.type)"])
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let wait = await shipper.step()
+            if wait > 0 {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+            }
+        }
+        // Graceful shutdown: keep delivering what is due until the outbox is empty or time is up.
+        let deadline = now() + settings.drainSeconds
+        while !Task.isCancelled, now() < deadline {
+            let wait = await shipper.step()
+            if wait > 0 { break }
+        }
+        await sink.shutdown()
+        logger.info("shipper stopped")
+    }
+}
+
+/// The shipper's mutable loop state, kept out of the Service value.
+struct Shipper {
+    let service: ShipperService
+    var breaker: CircuitBreaker
+    var random = SystemRandomNumberGenerator()
+    /// A Retry-After from the consumer pauses all sending until then.
+    var pausedUntil: Double = 0
+
+    init(service: ShipperService) {
+        self.service = service
+        breaker = CircuitBreaker(
+            failureThreshold: service.settings.failureThreshold, openSeconds: service.settings.openSeconds)
+    }
+
+    var logger: Logger { service.logger }
+
+    /// One round: sends one batch if it may. Returns how long to wait before the next round
+    /// (0: go on at once).
+    mutating func step() async -> Double {
+        let now = service.now()
+        if now < pausedUntil { return min(pausedUntil - now, service.settings.pollSeconds) }
+        if let until = breaker.blockedUntil(now: now) { return min(until - now, service.settings.pollSeconds) }
+        let batch: [LeasedEvent]
+        do {
+            batch = try service.database.lease(
+                now: now, maxEvents: service.settings.batchMaxEvents, maxBytes: service.settings.batchMaxBytes)
+        } catch {
+            logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
+            return service.settings.pollSeconds
+        }
+        guard !batch.isEmpty else { return service.settings.pollSeconds }
+        let before = breaker.state
+        _ = breaker.allowsRequest(now: now)
+        let answered = await deliver(batch)
+        if answered {
+            breaker.recordSuccess()
+        } else {
+            breaker.recordFailure(now: service.now())
+        }
+        if breaker.state != before {
+            logger.log(
+                level: breaker.state == .closed ? .info : .warning, "circuit breaker changed",
+                metadata: ["breaker.from": "\(before.name)", "breaker.to": "\(breaker.state.name)",
+                           "breaker.failures": "\(breaker.consecutiveFailures)"])
+        }
+        let state = breaker.state
+        let failures = breaker.consecutiveFailures
+        service.status.update {
+            $0.breakerState = state
+            $0.consecutiveFailures = failures
+        }
+        return 0
+    }
+
+    /// Sends a batch and records what became of each event. Returns whether the consumer answered
+    /// (delivered or refused), as opposed to failing or not being reached.
+    mutating func deliver(_ batch: [LeasedEvent]) async -> Bool {
+        let outcome = await service.sink.send(batch.map(\.event))
+        service.status.update { $0.requests += 1 }
+        let ids = batch.map(\.id)
+        let now = service.now()
+        do {
+            switch outcome {
+            case .delivered:
+                try service.database.acknowledge(ids)
+                service.status.update {
+                    $0.eventsDelivered += batch.count
+                    $0.lastDeliveryAt = now
+                    $0.lastError = nil
+                }
+                return true
+            case .retryable(let reason, let detail, let retryAfter):
+                let attempt = (batch.map(\.attempts).min() ?? 1) - 1
+                let delay = service.settings.retry.delay(attempt: attempt, retryAfter: retryAfter, using: &random)
+                if let retryAfter { pausedUntil = max(pausedUntil, now + min(retryAfter, service.settings.retry.capSeconds)) }
+                try service.database.scheduleRetry(ids, at: now + delay, error: "\(reason.rawValue): \(detail)")
+                service.status.update {
+                    $0.failures[reason, default: 0] += 1
+                    $0.lastError = detail
+                }
+                logger.warning(
+                    "delivery failed; will retry",
+                    metadata: ["sink.type": "\(service.sink.type)", "ship.reason": "\(reason.rawValue)",
+                               "ship.events": "\(batch.count)", "retry.in_seconds": "\(Int(delay.rounded()))",
+                               "error": "\(detail)"])
+                return false
+            case .rejected(let reason, let detail, let bisectable):
+                service.status.update { $0.failures[reason, default: 0] += 1 }
+                if bisectable, batch.count > 1 {
+                    let middle = batch.count / 2
+                    let first = Array(batch[..<middle])
+                    let second = Array(batch[middle...])
+                    guard await deliver(first) else {
+                        // The consumer stopped answering halfway: the rest waits for the retry too.
+                        try service.database.scheduleRetry(
+                            second.map(\.id), at: now + service.settings.retry.baseSeconds, error: "bisection interrupted")
+                        return false
+                    }
+                    return await deliver(second)
+                }
+                try service.database.deadLetter(ids, reason: "\(reason.rawValue): \(detail)", now: now)
+                service.status.update {
+                    $0.eventsDeadLettered += batch.count
+                    $0.lastError = detail
+                }
+                logger.error(
+                    "events refused by the consumer; moved to the dead letters",
+                    metadata: ["sink.type": "\(service.sink.type)", "ship.reason": "\(reason.rawValue)",
+                               "ship.events": "\(batch.count)", "event.ids": "\(batch.map(\.event.eventID).prefix(5).joined(separator: ","))",
+                               "error": "\(detail)"])
+                return true
+            }
+        } catch {
+            // The outbox could not record the outcome: the events stay pending and go again.
+            logger.error("cannot record a delivery outcome", metadata: ["error": "\(error)"])
+            if case .retryable = outcome { return false }
+            return true
+        }
+    }
+}

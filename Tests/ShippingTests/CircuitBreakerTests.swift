@@ -1,0 +1,63 @@
+import Testing
+
+@testable import Shipping
+
+@Suite struct CircuitBreakerTests {
+    @Test func opensAfterTheThresholdOfConsecutiveFailures() {
+        var breaker = CircuitBreaker(failureThreshold: 3, openSeconds: 10)
+        breaker.recordFailure(now: 0)
+        breaker.recordFailure(now: 1)
+        #expect(breaker.state == .closed)
+        breaker.recordSuccess()
+        breaker.recordFailure(now: 2)
+        breaker.recordFailure(now: 3)
+        #expect(breaker.state == .closed, "a success resets the count")
+        breaker.recordFailure(now: 4)
+        #expect(breaker.state == .open(until: 14))
+        #expect(breaker.state.gaugeValue == 1)
+    }
+
+    @Test func nothingGoesWhileOpenThenOneProbe() {
+        var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10)
+        breaker.recordFailure(now: 100)
+        let allowedEarly = breaker.allowsRequest(now: 105)
+        #expect(!allowedEarly)
+        #expect(breaker.blockedUntil(now: 105) == 110)
+        let allowedLater = breaker.allowsRequest(now: 110)
+        #expect(allowedLater)
+        #expect(breaker.state == .halfOpen)
+        #expect(breaker.state.gaugeValue == 2)
+    }
+
+    @Test func aSuccessfulProbeCloses() {
+        var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10)
+        breaker.recordFailure(now: 0)
+        let probe = breaker.allowsRequest(now: 10)
+        #expect(probe)
+        breaker.recordSuccess()
+        #expect(breaker.state == .closed)
+        #expect(breaker.state.gaugeValue == 0)
+        breaker.recordFailure(now: 20)
+        #expect(breaker.state == .open(until: 30), "after closing, the open time starts over")
+    }
+
+    @Test func aFailedProbeReopensForLongerUpToTheCap() {
+        var breaker = CircuitBreaker(failureThreshold: 2, openSeconds: 10, maxOpenSeconds: 60)
+        breaker.recordFailure(now: 0)
+        breaker.recordFailure(now: 0)
+        var now = 0.0
+        var openTimes: [Double] = []
+        for _ in 0..<6 {
+            guard case .open(let until) = breaker.state else {
+                Issue.record("expected open, got \(breaker.state)")
+                return
+            }
+            openTimes.append(until - now)
+            now = until
+            let probe = breaker.allowsRequest(now: now)
+            #expect(probe)
+            breaker.recordFailure(now: now)
+        }
+        #expect(openTimes == [10, 20, 40, 60, 60, 60])
+    }
+}

@@ -101,7 +101,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ShippingTests",
-            dependencies: ["Shipping", "Outbox", "UsageModel"],
+            dependencies: [
+                "Shipping", "Outbox", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -19,8 +19,34 @@ Main (ingest) port, 127.0.0.1 only:
 * ``POST /cloudevents``  Content-Type ``application/cloudevents-batch+json``: a
   JSON array of structured-mode CloudEvents 1.0 whose ``data`` is the event.
 
-Control port, 127.0.0.1 only: ``POST /mode``, ``GET /mode``, ``GET /stats``,
-``GET /events``, ``GET /requests``, ``POST /reset``, ``GET /health``.
+Answers: 200 ``{"accepted": n, "duplicates": m}``; 400 ``{"error": ...}`` for a
+body that is not a valid batch (nothing of it is stored); 415 for a wrong
+Content-Type; 404 for another path; 405 for another method on an ingest path;
+413 for a body over 16 MiB. Every response closes the connection. Every request
+on this port is recorded in the ``requests`` table; ``status`` is 0 when the
+connection was closed without a complete response (hang, cut, cut_after_store).
+
+Control port, 127.0.0.1 only (works while the main port is closed):
+
+* ``POST /mode`` ``{"mode": M, "count": K, ...}``: K (positive integer, absent =
+  unlimited) ingest requests (POSTs to an ingest path with a body within the
+  limit) get mode M, then the mode returns to "ok". Modes and their parameters:
+  ``ok``; ``status`` (``status`` default 500, ``retry_after`` string sent verbatim);
+  ``hang`` (``seconds`` default 30, max 600: read, sleep, close without answer);
+  ``slow`` (``seconds`` default 1, max 600: sleep, then normal); ``cut`` and
+  ``cut_after_store`` (``reset`` default true: RST, false: FIN; write a partial
+  head and close; the second stores the events first); ``poison``
+  (``event_ids``: list; a batch holding one gets 400 ``poison event <id>``);
+  ``refuse`` (close the main port; any other mode re-opens it on the same port;
+  ``count`` is ignored). Answers 200 with the mode as ``GET /mode`` shows it.
+* ``GET /mode``: ``{"mode": M, "remaining": K|null, ...parameters}``.
+* ``GET /stats``: ``{"requests", "by_status", "unique_events", "deliveries",
+  "duplicates", "conflicts", "mode"}``; ``conflicts`` counts redeliveries whose
+  body differed from the stored one (kept in memory, cleared by reset).
+* ``GET /events``: the stored event bodies, oldest first.
+* ``GET /requests``: the ``requests`` table as a JSON array, oldest first.
+* ``POST /reset``: empty both tables, zero the counters, mode "ok".
+* ``GET /health``: ``{"ok": true, "port": P, "control_port": C}``.
 
 Only the standard library and the PyPI package ``cloudevents`` are used.
 """
@@ -991,9 +1017,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         consumer = Consumer(args.db)
+    except ImportError as exc:
+        print(f"consumer: the cloudevents package is required "
+              f"(python3 -m pip install cloudevents): {exc}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         print(f"consumer: cannot open database {args.db}: {exc}", file=sys.stderr)
         return 2
+    # Server threads inherit a mask that blocks SIGTERM/SIGINT, so the kernel
+    # delivers them to the main thread, which wakes from wait_for_stop at once.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         consumer.start(args.port, args.control_port)
     except OSError as exc:
@@ -1006,6 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
     try:
         if args.port_file:
             write_port_file(args.port_file, consumer.port, consumer.control_port)

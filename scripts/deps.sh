@@ -25,8 +25,10 @@ if (( ${#missing[@]} )); then
 fi
 
 if (( want_test )); then
-  # Independent readers the tests compare hostmeter against, and the JSON Schema validator that
-  # checks its events against docs/schema.
+  # Independent readers the tests compare hostmeter against, the JSON Schema validator that
+  # checks its events against docs/schema, and the consumer's CloudEvents SDK.
   python3 -c 'import psutil' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check psutil
   python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema
+  # The loopback consumer (scripts/consumer.py) reads CloudEvents batches with the CloudEvents SDK.
+  python3 -c 'import cloudevents' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check cloudevents
 fi

@@ -50,7 +50,7 @@ extension AgentDatabase {
                     SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
                     FROM events WHERE next_attempt_at <= ? ORDER BY id LIMIT ?
                     """,
-                arguments: [now, maxEvents])
+                arguments: [now, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
             for row in rows {
@@ -195,11 +195,10 @@ extension AgentDatabase {
     /// the bound.
     public func makeRoom(maxBytes: Int) throws(OutboxError) {
         guard try usedBytes() > maxBytes / 10 * 9 else { return }
-        var merged = 0
+        var afterID: Int64 = 0
         while try usedBytes() > maxBytes / 10 * 8 {
-            let count = try mergeOldestPending(limit: 5000)
-            if count == 0 { break }
-            merged += count
+            guard let next = try mergePending(after: afterID, limit: 5000) else { break }
+            afterID = next
         }
         let used = try usedBytes()
         if used > maxBytes {
@@ -207,24 +206,26 @@ extension AgentDatabase {
         }
     }
 
-    /// Merges runs of contiguous, never-attempted usage events per instance among the oldest
-    /// `limit` pending events. Returns how many events were folded away.
-    func mergeOldestPending(limit: Int) throws(OutboxError) -> Int {
+    /// Merges runs of contiguous, never-attempted usage events of one owner among the `limit`
+    /// oldest such events after row `afterID`. A merged event takes the row id of the first event of
+    /// its run, so the outbox's oldest-first order holds. Returns the last row id looked at, or nil
+    /// when there was nothing left to look at.
+    func mergePending(after afterID: Int64, limit: Int) throws(OutboxError) -> Int64? {
         try write("merge pending events") { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, payload FROM events
-                    WHERE attempts = 0 AND event_type = ? ORDER BY id LIMIT ?
+                    WHERE attempts = 0 AND event_type = ? AND id > ? ORDER BY id LIMIT ?
                     """,
-                arguments: [UsageEvent.eventType, limit])
+                arguments: [UsageEvent.eventType, afterID, limit])
+            guard let lastID = rows.last?["id"] as Int64? else { return nil }
             let decoder = JSONDecoder()
             var byInstance: [String: [(id: Int64, event: UsageEvent)]] = [:]
             for row in rows {
                 guard let event = try? decoder.decode(UsageEvent.self, from: row["payload"] as Data) else { continue }
                 byInstance[event.instanceID, default: []].append((row["id"], event))
             }
-            var folded = 0
             for (_, entries) in byInstance {
                 let sorted = entries.sorted { $0.event.period.start < $1.event.period.start }
                 var run: [(id: Int64, event: UsageEvent)] = []
@@ -240,21 +241,25 @@ extension AgentDatabase {
                         arguments: StatementArguments(ids))
                     try db.execute(
                         sql: """
-                            INSERT INTO events (event_id, event_type, instance_id, period_start, period_end, payload,
+                            INSERT INTO events (id, event_id, event_type, instance_id, period_start, period_end, payload,
                                                 created_at, attempts, next_attempt_at)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
                             """,
-                        arguments: [merged.eventID, merged.eventType, merged.instanceID, merged.period.start,
+                        arguments: [ids.min(), merged.eventID, merged.eventType, merged.instanceID, merged.period.start,
                                     merged.period.end, payload, merged.timestamp])
-                    folded += ids.count - 1
                 }
                 for entry in sorted {
-                    if let last = run.last, last.event.period.end != entry.event.period.start { try flush() }
+                    // A run ends at a hole in time or where the owner or format changes.
+                    if let last = run.last?.event,
+                        last.period.end != entry.event.period.start || !UsageEvent.canMerge(last, entry.event)
+                    {
+                        try flush()
+                    }
                     run.append(entry)
                 }
                 try flush()
             }
-            return folded
+            return lastID
         }
     }
 }

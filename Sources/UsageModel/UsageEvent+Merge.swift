@@ -6,13 +6,16 @@ extension UsageEvent {
     /// nil unless the events are non-empty, of one host, instance, owner and version, and tile time
     /// in order. Only events never offered to a consumer may be merged: one that may have been
     /// delivered would be billed again inside the merged event.
+    /// Whether two events are of the same host, instance, owner, type and version.
+    public static func canMerge(_ a: UsageEvent, _ b: UsageEvent) -> Bool {
+        a.hostID == b.hostID && a.instanceID == b.instanceID && a.userID == b.userID && a.orgID == b.orgID
+            && a.version == b.version && a.eventType == b.eventType
+    }
+
     public static func merging(_ events: [UsageEvent]) -> UsageEvent? {
         guard let first = events.first, let last = events.last else { return nil }
         for (earlier, later) in zip(events, events.dropFirst()) {
-            guard later.period.start == earlier.period.end, later.hostID == first.hostID,
-                later.instanceID == first.instanceID, later.userID == first.userID, later.orgID == first.orgID,
-                later.version == first.version, later.eventType == first.eventType
-            else { return nil }
+            guard later.period.start == earlier.period.end, canMerge(first, later) else { return nil }
         }
         guard events.count > 1 else { return first }
         let period = Period(start: first.period.start, end: last.period.end)

@@ -1,0 +1,172 @@
+import Foundation
+import Logging
+import Outbox
+import Testing
+
+@testable import Shipping
+
+/// The shipper against a real loopback consumer that misbehaves on request. Every wait is bounded.
+@Suite(.serialized) struct ShipperIntegrationTests {
+    static let fast = ShipperSettings(
+        batchMaxEvents: 50, retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.4), failureThreshold: 100,
+        openSeconds: 0.5, pollSeconds: 0.05, drainSeconds: 0)
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "test.shipper")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Runs a shipper until the outbox is empty or `seconds` pass; returns the shipper's status.
+    @discardableResult
+    func ship(
+        _ outbox: FilledOutbox, to sink: any EventSink, settings: ShipperSettings = fast, seconds: Double = 20,
+        until done: (@Sendable (OutboxStats) -> Bool)? = nil
+    ) async throws -> ShipperSnapshot {
+        let service = ShipperService(database: outbox.database, sink: sink, settings: settings, logger: Self.quietLogger)
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let stats = try outbox.database.stats()
+            if done?(stats) ?? (stats.pendingEvents == 0) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        _ = try? await task.value
+        await sink.shutdown()
+        return service.status.snapshot
+    }
+
+    func httpSink(_ consumer: LoopbackConsumer, timeout: Double = 5, cloudEvents: Bool = false) throws -> HTTPSink {
+        try HTTPSink(
+            settings: HTTPSink.Settings(
+                url: cloudEvents ? consumer.cloudEventsURL : consumer.eventsURL, format: cloudEvents ? .cloudEvents : .json,
+                hostID: "host-1", token: "secret-token", headers: [("X-Tenant", "t-1")], connectTimeoutSeconds: 1,
+                requestTimeoutSeconds: timeout))
+    }
+
+    @Test func afterAnOutageEveryEventArrivesExactlyOnce() async throws {
+        let consumer = try LoopbackConsumer()
+        // The consumer is down (connections refused), then answers 503 three times.
+        let outage = try FilledOutbox(events: 400)
+        // AsyncHTTPClient keeps trying to connect until the request's deadline, so a refused port
+        // shows as a connect or timeout failure once the deadline (0.5 s here) has passed.
+        try await consumer.setMode(["mode": "refuse"])
+        let shipping = Task { try await ship(outage, to: try httpSink(consumer, timeout: 0.5)) }
+        try await Task.sleep(for: .milliseconds(1500))
+        try await consumer.setMode(["mode": "status", "status": 503, "count": 3])
+        let status = try await shipping.value
+        #expect(status.failures[.connect, default: 0] + status.failures[.timeout, default: 0] > 0, "\(status.failures)")
+        #expect(status.failures[.http5xx, default: 0] == 3, "\(status.failures)")
+
+        // Then it stores two batches but cuts the connection before answering: the shipper cannot
+        // know they arrived and sends them again; the consumer's dedupe keeps each event once.
+        let ambiguous = try FilledOutbox(events: 200, instance: "vm-2")
+        try await consumer.setMode(["mode": "cut_after_store", "count": 2])
+        try await ship(ambiguous, to: try httpSink(consumer))
+
+        let stats = try await consumer.stats()
+        for outbox in [outage, ambiguous] {
+            let pending = try outbox.database.stats()
+            #expect(pending.pendingEvents == 0 && pending.deadLetters == 0)
+        }
+        #expect(stats.unique_events == 600)
+        #expect(stats.duplicates > 0, "cut_after_store should have caused resends")
+        let received = Set(try await consumer.events().compactMap { $0["event_id"] as? String })
+        #expect(received == Set(outage.eventIDs + ambiguous.eventIDs))
+    }
+
+    @Test func theBreakerOpensAndBoundsRequestsWhileOpen() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 10)
+        try await consumer.setMode(["mode": "status", "status": 500])
+        var settings = Self.fast
+        settings.failureThreshold = 3
+        settings.openSeconds = 1
+        let started = Date()
+        let status = try await ship(outbox, to: try httpSink(consumer), settings: settings, seconds: 3.5) { _ in false }
+        let elapsed = Date().timeIntervalSince(started)
+        let requests = try await consumer.stats().requests
+        // 3 failures open it for 1 s; the probe fails and it opens for 2 s; then 4 s: in 3.5 s that
+        // is 3 + 1 + (a probe at ~3 s) requests. Without the breaker it would be dozens.
+        #expect(requests >= 4 && requests <= 6, "\(requests) requests in \(elapsed) s")
+        #expect(status.breakerState.gaugeValue == 1)
+        #expect(try outbox.database.stats().pendingEvents == 10)
+    }
+
+    @Test func aHalfOpenProbeThatSucceedsClosesTheBreaker() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 120)
+        try await consumer.setMode(["mode": "status", "status": 502, "count": 2])
+        var settings = Self.fast
+        settings.failureThreshold = 2
+        settings.openSeconds = 0.5
+        let status = try await ship(outbox, to: try httpSink(consumer), settings: settings)
+        #expect(status.breakerState == .closed)
+        #expect(try await consumer.stats().unique_events == 120)
+    }
+
+    @Test func retryAfterIsHonoured() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 5)
+        try await consumer.setMode(["mode": "status", "status": 429, "retry_after": "2", "count": 1])
+        var settings = Self.fast
+        settings.retry = RetryPolicy(baseSeconds: 0.05, capSeconds: 5)
+        let started = Date()
+        try await ship(outbox, to: try httpSink(consumer), settings: settings)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed >= 1.9, "delivered after \(elapsed) s despite Retry-After: 2")
+        #expect(try await consumer.stats().unique_events == 5)
+    }
+
+    @Test func onlyThePoisonEventIsDeadLettered() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 37)
+        let poison = outbox.eventIDs[23]
+        try await consumer.setMode(["mode": "poison", "event_ids": [poison]])
+        try await ship(outbox, to: try httpSink(consumer))
+        let dead = try outbox.database.deadLetters()
+        #expect(dead.map(\.event.eventID) == [poison])
+        #expect(dead.first?.reason.contains("400") == true)
+        #expect(try await consumer.stats().unique_events == 36)
+        // Replayed, it goes again once the consumer takes it.
+        try await consumer.setMode(["mode": "ok"])
+        #expect(try outbox.database.replay(eventIDs: [poison]) == 1)
+        try await ship(outbox, to: try httpSink(consumer))
+        #expect(try await consumer.stats().unique_events == 37)
+    }
+
+    @Test func aHangPastTheTimeoutAndCutConnectionsAreRetried() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 60)
+        try await consumer.setMode(["mode": "hang", "seconds": 30, "count": 1])
+        let started = Date()
+        let status = try await ship(outbox, to: try httpSink(consumer, timeout: 0.5))
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(status.failures[.timeout, default: 0] >= 1)
+        try await consumer.setMode(["mode": "cut", "count": 2])
+        let more = try FilledOutbox(events: 30, instance: "vm-2")
+        let cut = try await ship(more, to: try httpSink(consumer))
+        #expect(cut.failures.values.reduce(0, +) >= 2)
+        #expect(try await consumer.stats().unique_events == 90)
+    }
+
+    @Test func otherClientErrorsDeadLetterTheBatch() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 8)
+        try await consumer.setMode(["mode": "status", "status": 403, "count": 1])
+        try await ship(outbox, to: try httpSink(consumer))
+        #expect(try outbox.database.deadLetters().count == 8)
+        #expect(try await consumer.stats().unique_events == 0)
+    }
+
+    @Test func cloudEventsBatchesPassTheCloudEventsSDK() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 75)
+        try await ship(outbox, to: try httpSink(consumer, cloudEvents: true))
+        let stats = try await consumer.stats()
+        #expect(stats.by_status["400"] == nil, "the CloudEvents SDK refused a batch")
+        #expect(stats.unique_events == 75)
+        #expect(try outbox.database.stats().pendingEvents == 0)
+    }
+}

@@ -75,8 +75,9 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "HostMeterAgent", "Probes", "Metering", "Outbox", "UsageModel",
+                "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -160,6 +160,20 @@ import Testing
         #expect(try await consumer.stats().unique_events == 0)
     }
 
+    @Test func requestsCarryTheTokenAndAStableIdempotencyKey() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 3)
+        // The first attempt is answered 503; the resend of the same batch carries the same key.
+        try await consumer.setMode(["mode": "status", "status": 503, "count": 1])
+        try await ship(outbox, to: try httpSink(consumer))
+        let requests = try await consumer.requests()
+        #expect(requests.count == 2)
+        let keys = requests.compactMap { $0["idempotency_key"] as? String }
+        #expect(keys.count == 2 && keys[0] == keys[1] && keys[0].count == 64)
+        #expect(requests.allSatisfy { $0["authorization"] as? String == "Bearer secret-token" })
+        #expect(requests.allSatisfy { ($0["content_type"] as? String)?.hasPrefix("application/json") == true })
+    }
+
     @Test func cloudEventsBatchesPassTheCloudEventsSDK() async throws {
         let consumer = try LoopbackConsumer()
         let outbox = try FilledOutbox(events: 75)

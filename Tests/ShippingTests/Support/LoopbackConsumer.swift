@@ -79,6 +79,12 @@ final class LoopbackConsumer: @unchecked Sendable {
         try JSONDecoder().decode(Stats.self, from: try await control("GET", "/stats", body: nil))
     }
 
+    /// The recorded ingest requests: path, status, idempotency_key, content_type, authorization.
+    func requests() async throws -> [[String: Any]] {
+        let data = try await control("GET", "/requests", body: nil)
+        return (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+    }
+
     /// The stored events, decoded.
     func events() async throws -> [[String: Any]] {
         let data = try await control("GET", "/events", body: nil)

@@ -12,10 +12,11 @@ public struct AgentDatabase: Sendable {
     /// The file, for error messages; ":memory:" for a test database.
     public let path: String
 
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    public static func open(path: String) throws(OutboxError) -> AgentDatabase {
+    /// Opens (creating if needed) the database at `path` and migrates it. A write that finds the
+    /// database locked by another process waits up to `busyTimeoutSeconds`, then fails naming the file.
+    public static func open(path: String, busyTimeoutSeconds: Double = 10) throws(OutboxError) -> AgentDatabase {
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busyTimeoutSeconds)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }

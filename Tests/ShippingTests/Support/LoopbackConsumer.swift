@@ -72,6 +72,7 @@ final class LoopbackConsumer: @unchecked Sendable {
         let unique_events: Int
         let deliveries: Int
         let duplicates: Int
+        let conflicts: Int
         let by_status: [String: Int]
     }
 

@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", "5.0.1"..<"7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -32,6 +35,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "Probes", swiftSettings: swiftSettings),
+        .target(name: "CNVML"),
+        .target(name: "GPU", dependencies: ["CNVML", "Probes"], swiftSettings: swiftSettings),
         .target(name: "Metering", dependencies: ["Probes", "UsageModel"], swiftSettings: swiftSettings),
         .target(
             name: "Outbox",
@@ -54,9 +59,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "HostMeterAgent",
+            name: "AgentAPI",
             dependencies: [
                 "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HostMeterAgent",
+            dependencies: [
+                "AgentAPI", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -75,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,6 +106,12 @@ let package = Package(
             name: "ProbesTests",
             dependencies: ["Probes"],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GPUTests",
+            dependencies: ["GPU", "Metering", "Probes"],
+            exclude: ["FakeNVML"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -105,6 +132,19 @@ let package = Package(
             dependencies: [
                 "hostmeter", "Shipping", "Outbox", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AgentAPITests",
+            dependencies: [
+                "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "Shipping", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,3 +1,4 @@
+public import AgentAPI
 import Foundation
 public import Logging
 import Metering
@@ -7,10 +8,21 @@ public import ServiceLifecycle
 public import Shipping
 import UsageModel
 
+/// A built agent: its service group, and handles tests and the run command use.
+public struct AgentRuntime: Sendable {
+    public let serviceGroup: ServiceGroup
+    /// The API's port once it listens (useful with `api.listen` port 0).
+    public let apiPort: APIServer.BoundPort
+    public let state: AgentState
+    public let thresholds: ThresholdRuleBook
+}
+
 /// The composition root: builds exactly what `hostmeter run` runs, so tests can run the same thing.
 public enum Agent {
-    /// Opens the state directory and database and builds the service group.
-    public static func buildServiceGroup(configuration: AgentConfiguration, logger: Logger) throws -> ServiceGroup {
+    /// Opens the state directory and database and builds the service group: the API, the shipper
+    /// and the sampler. Shutdown runs in reverse: the sampler stops first, the shipper drains, and
+    /// the API answers until the end.
+    public static func build(configuration: AgentConfiguration, logger: Logger) throws -> AgentRuntime {
         try FileManager.default.createDirectory(
             atPath: configuration.stateDirectory, withIntermediateDirectories: true)
         let database = try AgentDatabase.open(path: configuration.databasePath)
@@ -22,9 +34,18 @@ public enum Agent {
                 instanceID: configuration.hostInstanceID, userID: configuration.host.userID,
                 orgID: configuration.host.orgID),
             encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes)
+        let state = AgentState(
+            AgentSnapshot(
+                hostID: configuration.hostID, intervalSeconds: configuration.intervalSeconds,
+                sampleSeconds: configuration.effectiveSampleSeconds, outboxMaxBytes: configuration.outbox.maxBytes,
+                startedAt: Date().timeIntervalSince1970))
+        let metrics = AgentMetrics()
+        let shipperStatus = ShipperStatus()
+        let thresholds = try ThresholdRuleBook(configuration: configuration.thresholds, database: database)
+        let tokens = try loadTokens(configuration)
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
-            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger)
+            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics)
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(
@@ -32,13 +53,34 @@ public enum Agent {
                 retry: RetryPolicy(baseSeconds: configuration.retry.baseSeconds, capSeconds: configuration.retry.capSeconds),
                 failureThreshold: configuration.circuitBreaker.failureThreshold,
                 openSeconds: configuration.circuitBreaker.openSeconds),
-            logger: logger)
-        // Shutdown runs in reverse: the sampler stops first, then the shipper drains.
-        return ServiceGroup(
+            logger: logger, status: shipperStatus, onAttempt: { metrics.recordShipAttempt($0) },
+            onDeadLettered: { metrics.recordDeadLettered($0) })
+        let api = try APIServer(
+            listen: configuration.api.listen,
+            dependencies: APIDependencies(
+                state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
+                protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger))
+        if !tokens.isEnabled, !["127.0.0.1", "::1", "localhost"].contains(api.host) {
+            logger.warning(
+                "the API listens beyond loopback without tokens: anyone who reaches it may read and change it",
+                metadata: ["api.listen": "\(configuration.api.listen)"])
+        }
+        let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: shipper), .init(service: sampler)],
+                services: [.init(service: api), .init(service: shipper), .init(service: sampler)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        return AgentRuntime(serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds)
+    }
+
+    /// The API's tokens from `api.tokens_file` (none: authentication off).
+    static func loadTokens(_ configuration: AgentConfiguration) throws(ConfigurationError) -> TokenStore {
+        guard let path = configuration.api.tokensFile else { return .open }
+        do {
+            return try TokenStore.load(path: path)
+        } catch {
+            throw ConfigurationError(file: path, line: nil, key: "api.tokens_file", message: error.message)
+        }
     }
 
     /// The sink `sink.type` names, with its token read from `sink.token_file`.

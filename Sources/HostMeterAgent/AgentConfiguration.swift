@@ -1,4 +1,6 @@
+import AgentAPI
 import Foundation
+public import Metering
 public import Probes
 public import UsageModel
 import Yams
@@ -15,6 +17,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public struct API: Sendable, Equatable {
         public var listen = "127.0.0.1:9780"
         public var tokensFile: String?
+        /// With tokens configured, whether /health and /metrics need one too (default: they stay open).
+        public var authHealthAndMetrics = false
     }
 
     public struct Host: Sendable, Equatable {
@@ -78,6 +82,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var alerting = Alerting()
     public var log = Log()
     public var probes = HostSamplerConfiguration()
+    /// `thresholds:`: the configuration's rules (an API-set list wins while one is stored).
+    public var thresholds: [ThresholdRule] = []
 
     public init(hostID: String = AgentConfiguration.defaultHostID) {
         self.hostID = hostID
@@ -155,9 +161,18 @@ public struct AgentConfiguration: Sendable, Equatable {
         guard !stateDirectory.isEmpty else { throw node("state_dir").error("must not be empty") }
         schemaVersion = try node("schema_version").choice(default: schemaVersion)
 
-        let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file"])
+        let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
+        do {
+            _ = try APIServer.parse(api.listen)
+        } catch {
+            throw (apiKeys["listen"] ?? node("api").child("listen")).error("\(error)")
+        }
         api.tokensFile = try apiKeys["tokens_file"]?.optionalString()
+        if let auth = apiKeys["auth_health_and_metrics"], !auth.isNull {
+            guard let value = auth.node?.bool else { throw auth.error("expected true or false") }
+            api.authHealthAndMetrics = value
+        }
 
         let hostKeys = try node("host").mapping(allowed: ["instance_id", "user_id", "org_id"])
         if let instance = hostKeys["instance_id"], !instance.isNull {
@@ -214,10 +229,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         outbox.maxBytes = try outboxKeys["max_bytes"]?.int(default: outbox.maxBytes, in: 1_048_576...Int.max)
             ?? outbox.maxBytes
 
-        let thresholds = try node("thresholds").sequence()
-        if let first = thresholds.first {
-            throw first.error("threshold rules are not supported by this version of hostmeter yet; leave thresholds empty")
-        }
+        thresholds = try Self.thresholds(node("thresholds"))
 
         let alertingKeys = try node("alerting").mapping(allowed: ["alertmanager_url"])
         alerting.alertmanagerURL = try alertingKeys["alertmanager_url"]?.optionalString()
@@ -227,6 +239,32 @@ public struct AgentConfiguration: Sendable, Equatable {
         log.format = try logKeys["format"]?.choice(default: log.format) ?? log.format
 
         probes = try Self.probes(node("probes"))
+    }
+
+    /// Rules decode through the type the API uses, so both refuse the same things; errors name the
+    /// rule's place and field (`thresholds[2].clear`) and the line.
+    private static func thresholds(_ node: ConfigNode) throws(ConfigurationError) -> [ThresholdRule] {
+        var rules: [ThresholdRule] = []
+        for item in try node.sequence() {
+            guard let yaml = item.node else { throw item.error("expected a rule") }
+            do {
+                rules.append(try YAMLDecoder().decode(ThresholdRule.self, from: yaml))
+            } catch {
+                let ruleError = (error as? ThresholdRuleError)
+                    ?? (error as? DecodingError).map(ThresholdRule.describe)
+                    ?? ThresholdRuleError(field: "", message: "\(error)")
+                let field = ruleError.field.split(separator: ".").first.map(String.init)
+                let located = field.map { item.child($0) }.flatMap { $0.node == nil ? nil : $0 } ?? item
+                throw ConfigurationError(
+                    file: item.file, line: located.line, key: ruleError.within(item.key).field, message: ruleError.message)
+            }
+        }
+        do {
+            try ThresholdRule.validate(rules)
+        } catch {
+            throw ConfigurationError(file: node.file, line: node.line, key: error.within(node.key).field, message: error.message)
+        }
+        return rules
     }
 
     private static func probes(_ node: ConfigNode) throws(ConfigurationError) -> HostSamplerConfiguration {

@@ -1,6 +1,8 @@
+public import AgentAPI
 import Foundation
 public import Logging
 import Metering
+import Outbox
 public import Probes
 public import ServiceLifecycle
 
@@ -14,23 +16,43 @@ public struct SamplerService: Service {
     let recorder: MeteringRecorder
     let sampleSeconds: Int
     let logger: Logger
+    let state: AgentState
+    let metrics: AgentMetrics
 
-    public init(sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger) {
+    public init(
+        sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
+        metrics: AgentMetrics
+    ) {
         self.sampler = sampler
         self.recorder = recorder
         self.sampleSeconds = sampleSeconds
         self.logger = logger
+        self.state = state
+        self.metrics = metrics
     }
 
     public func run() async throws {
         var recorder = recorder
+        var publisher = SnapshotPublisher(state: state, metrics: metrics)
         var reportedFailures = Set<String>()
+        var reportedStoreError: String?
         logger.info("sampler started", metadata: ["sample.seconds": "\(sampleSeconds)"])
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let started = ContinuousClock.now
             let sample = sampler.sample()
+            let elapsed = ContinuousClock.now - started
+            let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000
+                + UInt64(elapsed.components.attoseconds / 1_000_000_000)
             reportFailures(sample, reported: &reportedFailures)
+            var recorded: RecordedStep?
+            var storeError: OutboxError?
             do {
-                if let step = try recorder.record(sample) {
+                recorded = try recorder.record(sample)
+                if reportedStoreError != nil {
+                    logger.notice("metering steps are stored again")
+                    reportedStoreError = nil
+                }
+                if let step = recorded {
                     for event in step.events {
                         logger.debug(
                             "period closed",
@@ -51,8 +73,25 @@ public struct SamplerService: Service {
                     logger.error("sample has no boot ID; not metered")
                 }
             } catch {
-                logger.error("cannot store metering step; will retry with the next sample", metadata: ["error": "\(error)"])
+                storeError = error
+                // Logged when it starts or changes, not every sample.
+                if reportedStoreError != error.description {
+                    logger.error(
+                        "cannot store metering step; the usage is kept and stored with a later sample",
+                        metadata: ["error": "\(error)"])
+                    reportedStoreError = error.description
+                }
             }
+            let outbox: OutboxStats?
+            do {
+                outbox = try recorder.database.stats()
+            } catch {
+                outbox = nil
+                logger.debug("cannot read outbox stats", metadata: ["error": "\(error)"])
+            }
+            publisher.publish(
+                sample, durationNanos: durationNanos, step: recorded, storeError: storeError, recorder: recorder,
+                outbox: outbox)
             try? await cancelWhenGracefulShutdown { [sampleSeconds] in
                 try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
             }

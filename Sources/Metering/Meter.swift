@@ -32,7 +32,7 @@ public struct MeterConfiguration: Sendable, Equatable {
 }
 
 /// Why usage of an instance is not accounted between two times.
-public enum GapReason: String, Sendable, Codable {
+public enum GapReason: String, Sendable, Codable, CaseIterable {
     /// The host rebooted: usage between the last sample of the old boot and the first of the new
     /// one is unknowable, since the counters started again from zero.
     case reboot
@@ -201,6 +201,18 @@ public enum Meter {
             instanceID: identity.instanceID, reason: .reboot, from: lastEnd, to: newStart,
             detail: "boot \(old.bootID) → \(reading.bootID)")
         return start(reading, identity: identity, at: newStart, carriedFrom: old, events: events, gaps: [gap])
+    }
+
+    /// What the open period would bill if it closed at the latest sample: the usage so far, computed
+    /// exactly as `advance` will compute it (whole seconds with the carry). nil before a second
+    /// sample of the period.
+    public static func periodSoFar(
+        _ state: MeterState, identity: InstanceIdentity, configuration: MeterConfiguration
+    ) -> UsageEvent? {
+        let end = ceilDivide(state.lastWallNanos, Int64(nanosPerSecond))
+        guard state.lastBootNanos > state.period.spanStartBootNanos, end > state.period.start else { return nil }
+        var copy = state
+        return close(&copy, at: end, identity: identity, configuration: configuration, timestamp: end)
     }
 
     /// Closes the open period at `end` and opens the next one there.

@@ -31,6 +31,18 @@ public struct OutboxStats: Sendable, Equatable, Codable {
     /// Bytes of the database file in use (pages minus free pages).
     public var databaseBytes: Int
 
+    public init(
+        pendingEvents: Int, pendingBytes: Int, deadLetters: Int, attemptedEvents: Int, oldestPendingPeriodStart: Int64?,
+        databaseBytes: Int
+    ) {
+        self.pendingEvents = pendingEvents
+        self.pendingBytes = pendingBytes
+        self.deadLetters = deadLetters
+        self.attemptedEvents = attemptedEvents
+        self.oldestPendingPeriodStart = oldestPendingPeriodStart
+        self.databaseBytes = databaseBytes
+    }
+
     enum CodingKeys: String, CodingKey {
         case pendingEvents = "pending_events", pendingBytes = "pending_bytes", deadLetters = "dead_letters"
         case attemptedEvents = "attempted_events", oldestPendingPeriodStart = "oldest_pending_period_start"

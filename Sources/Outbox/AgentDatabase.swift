@@ -114,6 +114,22 @@ public struct AgentDatabase: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v3 threshold rules and state") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE threshold_rules (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        rules TEXT NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE TABLE threshold_state (
+                        rule TEXT NOT NULL,
+                        instance_id TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        PRIMARY KEY (rule, instance_id)
+                    );
+                    """)
+        }
         return migrator
     }
 

@@ -23,4 +23,10 @@ public enum OutboxError: Error, Sendable, CustomStringConvertible {
             return "database \(path): checkpoint of \(instanceID) has unknown format \(format)"
         }
     }
+
+    /// Whether this is the outbox being at its bound (as opposed to the database failing).
+    public var isFull: Bool {
+        if case .full = self { return true }
+        return false
+    }
 }

@@ -193,3 +193,25 @@ extension HostRates: Encodable {
         try container.encode(interfaces, forKey: .network)
     }
 }
+
+/// A sample with, when two were taken, the rates between them: what `hostmeter sample` prints and
+/// `/get` shows as `host`.
+public struct HostSampleReport: Encodable, Sendable {
+    public let sample: HostSample
+    public let rates: HostRates?
+
+    public init(sample: HostSample, rates: HostRates?) {
+        self.sample = sample
+        self.rates = rates
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try sample.encode(to: encoder)
+        if let rates {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(rates, forKey: .rates)
+        }
+    }
+
+    private enum Key: String, CodingKey { case rates }
+}

@@ -47,7 +47,7 @@ public final class ShipperStatus: Sendable {
     private let state = Mutex(ShipperSnapshot())
     public init() {}
     public var snapshot: ShipperSnapshot { state.withLock { $0 } }
-    func update(_ body: (inout ShipperSnapshot) -> Void) { state.withLock { body(&$0) } }
+    public func update(_ body: (inout ShipperSnapshot) -> Void) { state.withLock { body(&$0) } }
 }
 
 /// Delivers the outbox to a sink: oldest first, in batches, at least once.
@@ -63,11 +63,17 @@ public struct ShipperService: Service {
     let logger: Logger
     public let status: ShipperStatus
     let now: @Sendable () -> Double
+    let onAttempt: @Sendable (ShipAttempt) -> Void
+    let onDeadLettered: @Sendable (Int) -> Void
 
     public init(
         database: AgentDatabase, sink: any EventSink, settings: ShipperSettings, logger: Logger,
-        status: ShipperStatus = ShipperStatus(), now: (@Sendable () -> Double)? = nil
+        status: ShipperStatus = ShipperStatus(), now: (@Sendable () -> Double)? = nil,
+        onAttempt: @escaping @Sendable (ShipAttempt) -> Void = { _ in },
+        onDeadLettered: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
+        self.onAttempt = onAttempt
+        self.onDeadLettered = onDeadLettered
         self.database = database
         self.sink = sink
         self.settings = settings
@@ -94,6 +100,15 @@ public struct ShipperService: Service {
         await sink.shutdown()
         logger.info("shipper stopped")
     }
+}
+
+/// One request to the sink, for the agent's metrics.
+public struct ShipAttempt: Sendable, Equatable {
+    /// Wall seconds from sending to the answer (or failure).
+    public var seconds: Double
+    public var events: Int
+    /// nil: delivered.
+    public var failure: ShipFailureReason?
 }
 
 /// The shipper's mutable loop state, kept out of the Service value.
@@ -153,8 +168,19 @@ struct Shipper {
     /// Sends a batch and records what became of each event. Returns whether the consumer answered
     /// (delivered or refused), as opposed to failing or not being reached.
     mutating func deliver(_ batch: [LeasedEvent]) async -> Bool {
+        let started = ContinuousClock.now
         let outcome = await service.sink.send(batch.map(\.event))
+        let elapsed = ContinuousClock.now - started
         service.status.update { $0.requests += 1 }
+        let failure: ShipFailureReason? =
+            switch outcome {
+            case .delivered: nil
+            case .retryable(let reason, _, _), .rejected(let reason, _, _): reason
+            }
+        service.onAttempt(
+            ShipAttempt(
+                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                events: batch.count, failure: failure))
         let ids = batch.map(\.id)
         let now = service.now()
         do {
@@ -197,6 +223,7 @@ struct Shipper {
                     return await deliver(second)
                 }
                 try service.database.deadLetter(ids, reason: "\(reason.rawValue): \(detail)", now: now)
+                service.onDeadLettered(batch.count)
                 service.status.update {
                     $0.eventsDeadLettered += batch.count
                     $0.lastError = detail

@@ -25,7 +25,7 @@ struct RunCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { LineLogHandler(label: $0, level: level, format: format) }
         let logger = Logger(label: "hostmeter")
         do {
-            let group = try Agent.buildServiceGroup(configuration: configuration, logger: logger)
+            let group = try Agent.build(configuration: configuration, logger: logger).serviceGroup
             logger.info(
                 "hostmeter starting",
                 metadata: ["version": "\(AgentVersion.current)", "config": "\(config)",

@@ -67,7 +67,7 @@ struct SampleCommand: AsyncParsableCommand {
 
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(SampleReport(sample: sample, rates: rates))
+        let data = try encoder.encode(HostSampleReport(sample: sample, rates: rates))
         FileHandle.standardOutput.write(data)
         FileHandle.standardOutput.write(Data("\n".utf8))
 
@@ -113,20 +113,4 @@ extension SampleCommand {
         }
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
-}
-
-/// A sample with, when two were taken, the rates between them.
-struct SampleReport: Encodable {
-    let sample: HostSample
-    let rates: HostRates?
-
-    func encode(to encoder: any Encoder) throws {
-        try sample.encode(to: encoder)
-        if let rates {
-            var container = encoder.container(keyedBy: Key.self)
-            try container.encode(rates, forKey: .rates)
-        }
-    }
-
-    private enum Key: String, CodingKey { case rates }
 }

@@ -1,0 +1,73 @@
+import Foundation
+public import Shipping
+
+/// The agent's readiness, judged from the snapshot: degraded when samples stopped, the outbox is
+/// at its bound or its database cannot be written.
+public struct AgentHealth: Sendable, Equatable, Encodable {
+    public var ok: Bool
+    public var reasons: [String]
+    public var lastSampleAgeSeconds: Double?
+    public var outboxPendingEvents: Int?
+    public var outboxDeadLetters: Int?
+    public var outboxBytes: Int?
+    public var outboxMaxBytes: Int
+    public var circuitBreaker: String
+    public var databaseWritable: Bool
+
+    /// Samples are late after this many sample intervals without one.
+    public static let staleIntervals = 3.0
+
+    public init(snapshot: AgentSnapshot, shipper: ShipperSnapshot, now: Double) {
+        var reasons: [String] = []
+        let staleAfter = Double(snapshot.sampleSeconds) * Self.staleIntervals
+        if let sample = snapshot.lastSample {
+            let age = max(0, now - Double(sample.wallNanos) / 1e9)
+            lastSampleAgeSeconds = (age * 1000).rounded() / 1000
+            if age > staleAfter {
+                reasons.append("no sample for \(Int(age)) s (more than \(Int(Self.staleIntervals)) sample intervals)")
+            }
+        } else {
+            lastSampleAgeSeconds = nil
+            if now - snapshot.startedAt > staleAfter {
+                reasons.append("no sample since the agent started \(Int(now - snapshot.startedAt)) s ago")
+            }
+        }
+        outboxPendingEvents = snapshot.outbox?.pendingEvents
+        outboxDeadLetters = snapshot.outbox?.deadLetters
+        outboxBytes = snapshot.outbox?.databaseBytes
+        outboxMaxBytes = snapshot.outboxMaxBytes
+        if snapshot.outboxFull {
+            reasons.append("outbox over its bound of \(snapshot.outboxMaxBytes) bytes: usage is held back until it drains")
+        }
+        databaseWritable = snapshot.storeError == nil || snapshot.outboxFull
+        if let error = snapshot.storeError, !snapshot.outboxFull {
+            reasons.append("database not writable: \(error)")
+        }
+        circuitBreaker = shipper.breakerState.name
+        ok = reasons.isEmpty
+        self.reasons = reasons
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case status, reasons, lastSampleAgeSeconds = "last_sample_age_seconds", outbox
+        case circuitBreaker = "circuit_breaker", databaseWritable = "database_writable"
+    }
+
+    enum OutboxKeys: String, CodingKey {
+        case pendingEvents = "pending_events", deadLetters = "dead_letters", bytes, maxBytes = "max_bytes"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ok ? "ok" : "degraded", forKey: .status)
+        try container.encode(reasons, forKey: .reasons)
+        try container.encode(lastSampleAgeSeconds, forKey: .lastSampleAgeSeconds)
+        var outbox = container.nestedContainer(keyedBy: OutboxKeys.self, forKey: .outbox)
+        try outbox.encode(outboxPendingEvents, forKey: .pendingEvents)
+        try outbox.encode(outboxDeadLetters, forKey: .deadLetters)
+        try outbox.encode(outboxBytes, forKey: .bytes)
+        try outbox.encode(outboxMaxBytes, forKey: .maxBytes)
+        try container.encode(circuitBreaker, forKey: .circuitBreaker)
+        try container.encode(databaseWritable, forKey: .databaseWritable)
+    }
+}

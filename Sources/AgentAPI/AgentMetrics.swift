@@ -1,0 +1,245 @@
+import Foundation
+import Metering
+public import Probes
+public import Prometheus
+public import Shipping
+import Synchronization
+public import UsageModel
+
+/// The agent's own metrics, named `hostmeter_*` with units in the names, each with HELP text.
+///
+/// Events (samples, periods, deliveries) increment counters and histograms as they happen; gauges
+/// are set from the snapshot when /metrics is scraped. Per-instance series are removed when their
+/// instance goes away, so label sets stay bounded by the instances metered now.
+public final class AgentMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    let sampleDuration: DurationHistogram
+    let samples: Counter
+    let lastSampleTimestamp: Gauge
+    let periodsClosed: Counter
+    let storeFailures: Counter
+    let outboxPending: Gauge
+    let outboxDead: Gauge
+    let outboxBytes: Gauge
+    let outboxMaxBytes: Gauge
+    let outboxFull: Gauge
+    let shipAttempts: Counter
+    let shipDuration: DurationHistogram
+    let eventsDelivered: Counter
+    let breakerState: Gauge
+    let authFailures: Counter
+    let healthStatus: Gauge
+    let load1PerCPU: Gauge
+
+    private struct InstanceSeries {
+        var gauges: [Gauge]
+    }
+
+    private let perInstance = Mutex<[String: InstanceSeries]>([:])
+    private let perFilesystem = Mutex<[String: Gauge]>([:])
+
+    static let instanceGauges: [(name: String, help: String)] = [
+        ("hostmeter_instance_cpu_percent", "CPU use of the instance between the last two samples, percent of its CPUs."),
+        ("hostmeter_instance_memory_used_bytes", "Memory the instance uses at the latest sample, bytes."),
+        ("hostmeter_instance_memory_percent", "Memory the instance uses at the latest sample, percent of its memory."),
+        ("hostmeter_instance_network_egress_bytes_per_second", "Bytes per second the instance sent between the last two samples."),
+        ("hostmeter_instance_network_ingress_bytes_per_second", "Bytes per second the instance received between the last two samples."),
+        ("hostmeter_instance_period_cpu_seconds", "CPU seconds the instance used so far in the open billing period."),
+        ("hostmeter_instance_storage_used_bytes", "Storage the instance uses at the latest sample, bytes."),
+        ("hostmeter_instance_running", "1 when the instance's counters could be read at the latest sample, else 0."),
+    ]
+
+    public init(version: String = AgentVersion.current) {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "hostmeter_build_info", unitName: "", helpText: "The running hostmeter's version; always 1."),
+            labels: [("version", version)]
+        ).set(1.0)
+        sampleDuration = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: "hostmeter_sample_duration_seconds", unitName: "",
+                helpText: "Time taken by one sample of all collectors, seconds."),
+            buckets: [.microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+                      .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250)])
+        samples = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "hostmeter_samples_total", unitName: "", helpText: "Samples taken."))
+        lastSampleTimestamp = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_last_sample_timestamp_seconds", unitName: "", helpText: "Unix time of the latest sample, seconds."))
+        periodsClosed = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_periods_closed_total", unitName: "", helpText: "Billing periods closed, over all instances."))
+        storeFailures = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_store_failures_total", unitName: "", helpText: "Metering steps that could not be stored (the usage is kept and billed with a later step)."))
+        outboxPending = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_pending_events", unitName: "", helpText: "Events in the outbox not yet delivered."))
+        outboxDead = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_dead_events", unitName: "", helpText: "Events the consumer refused for good (dead letters)."))
+        outboxBytes = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_bytes", unitName: "", helpText: "Bytes of the outbox database in use."))
+        outboxMaxBytes = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_max_bytes", unitName: "", helpText: "The outbox's bound (outbox.max_bytes), bytes."))
+        outboxFull = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_full", unitName: "", helpText: "1 while the outbox is over its bound and new usage is held back, else 0."))
+        shipAttempts = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_attempts_total", unitName: "", helpText: "Requests made to the sink."))
+        shipDuration = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_duration_seconds", unitName: "", helpText: "Time from sending a batch to the sink's answer, seconds."),
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                      .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)])
+        eventsDelivered = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_delivered_total", unitName: "", helpText: "Events the sink acknowledged."))
+        breakerState = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_circuit_breaker_state", unitName: "", helpText: "The sink's circuit breaker: 0 closed, 1 open, 2 half-open."))
+        authFailures = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_api_auth_failures_total", unitName: "", helpText: "API requests refused for a missing, unknown or insufficient token."))
+        healthStatus = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_health_status", unitName: "", helpText: "1 when /health answers ok, 0 when degraded."))
+        load1PerCPU = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_host_load1_per_cpu", unitName: "", helpText: "The host's one-minute load average divided by its CPUs."))
+        // Families with labels: registered empty-labelled series would clash, so they appear with
+        // their first observation. Pre-create the well-known label values so rates start at 0.
+        for collector in CollectorName.allCases {
+            _ = collectorErrors(collector.rawValue)
+        }
+        for reason in ShipFailureReason.allCases {
+            _ = shipFailures(reason)
+        }
+        for type in ["resource_usage", "threshold_alert"] {
+            _ = eventsEmitted(type)
+        }
+        for reason in GapReason.allCases {
+            _ = gaps(reason.rawValue)
+        }
+        _ = eventsDeadLettered
+    }
+
+    private func collectorErrors(_ collector: String) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_collector_errors_total", unitName: "", helpText: "Samples in which a collector failed, by collector."), labels: [("collector", collector)])
+    }
+
+    private func shipFailures(_ reason: ShipFailureReason) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_failures_total", unitName: "", helpText: "Failed or refused requests to the sink, by reason."), labels: [("reason", reason.rawValue)])
+    }
+
+    private func eventsEmitted(_ type: String) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_emitted_total", unitName: "", helpText: "Events written to the outbox, by event type."), labels: [("event_type", type)])
+    }
+
+    private func gaps(_ reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_metering_gaps_total", unitName: "", helpText: "Metering gaps recorded (reboots, counter resets, clock steps), by reason."), labels: [("reason", reason)])
+    }
+
+    private var eventsDeadLettered: Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_dead_lettered_total", unitName: "", helpText: "Events moved to the dead letters."))
+    }
+
+    // MARK: Recording
+
+    /// One sample taken, with what its metering step produced (nil: not stored).
+    public func recordSample(_ sample: HostSample, durationNanos: UInt64, events: [String: Int], periods: Int, gaps: [String]) {
+        samples.increment()
+        sampleDuration.record(.nanoseconds(Int64(clamping: durationNanos)))
+        lastSampleTimestamp.set(Double(sample.time.wallNanos) / 1e9)
+        for failure in sample.failures {
+            collectorErrors(failure.collector.rawValue).increment()
+        }
+        if periods > 0 { periodsClosed.increment(by: Int64(periods)) }
+        for (type, count) in events where count > 0 {
+            eventsEmitted(type).increment(by: Int64(count))
+        }
+        for reason in gaps {
+            self.gaps(reason).increment()
+        }
+    }
+
+    public func recordStoreFailure() {
+        storeFailures.increment()
+    }
+
+    public func recordShipAttempt(_ attempt: ShipAttempt) {
+        shipAttempts.increment()
+        shipDuration.record(.nanoseconds(Int64(attempt.seconds * 1e9)))
+        if let failure = attempt.failure {
+            shipFailures(failure).increment()
+        } else {
+            eventsDelivered.increment(by: Int64(attempt.events))
+        }
+    }
+
+    public func recordDeadLettered(_ count: Int) {
+        eventsDeadLettered.increment(by: Int64(count))
+    }
+
+    public func recordAuthFailure() {
+        authFailures.increment()
+    }
+
+    // MARK: Exposition
+
+    /// Sets the gauges from the current state and renders the text exposition.
+    public func exposition(snapshot: AgentSnapshot, shipper: ShipperSnapshot, health: AgentHealth) -> [UInt8] {
+        if let outbox = snapshot.outbox {
+            outboxPending.set(Int64(outbox.pendingEvents))
+            outboxDead.set(Int64(outbox.deadLetters))
+            outboxBytes.set(Int64(outbox.databaseBytes))
+        }
+        outboxMaxBytes.set(Int64(snapshot.outboxMaxBytes))
+        outboxFull.set(snapshot.outboxFull ? 1.0 : 0.0)
+        breakerState.set(Int64(shipper.breakerState.gaugeValue))
+        healthStatus.set(health.ok ? 1.0 : 0.0)
+        if let load = snapshot.load1PerCPU { load1PerCPU.set(load) }
+        updateInstances(snapshot.instances)
+        updateFilesystems(snapshot.filesystemUsedRatio)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16_384)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    private func updateInstances(_ instances: [InstanceView]) {
+        perInstance.withLock { series in
+            var seen = Set<String>()
+            for instance in instances {
+                seen.insert(instance.instanceID)
+                let labels = [("instance_id", instance.instanceID), ("user_id", instance.userID)]
+                let entry = series[instance.instanceID] ?? InstanceSeries(
+                    gauges: Self.instanceGauges.map { registry.makeGauge(descriptor: MetricNameDescriptor(metricName: $0.name, unitName: "", helpText: $0.help), labels: labels) })
+                series[instance.instanceID] = entry
+                let gauges = instance.gauges
+                let values: [Double?] = [
+                    gauges.cpuPercent, gauges.memoryUsedBytes.map(Double.init), gauges.memoryPercent,
+                    gauges.networkEgressBytesPerSecond, gauges.networkIngressBytesPerSecond, gauges.periodCPUSeconds,
+                    gauges.storageUsedBytes.map(Double.init), instance.running ? 1 : 0,
+                ]
+                for (gauge, value) in zip(entry.gauges, values) {
+                    gauge.set(value ?? .nan)
+                }
+            }
+            for (id, entry) in series where !seen.contains(id) {
+                entry.gauges.forEach(registry.unregisterGauge)
+                series[id] = nil
+            }
+        }
+    }
+
+    private func updateFilesystems(_ ratios: [(mountPoint: String, ratio: Double)]) {
+        perFilesystem.withLock { gauges in
+            var seen = Set<String>()
+            for (mountPoint, ratio) in ratios {
+                seen.insert(mountPoint)
+                let gauge = gauges[mountPoint] ?? registry.makeGauge(
+                    descriptor: MetricNameDescriptor(metricName: "hostmeter_host_filesystem_used_ratio", unitName: "", helpText: "Used share of a metered filesystem (0 to 1)."), labels: [("mountpoint", mountPoint)])
+                gauges[mountPoint] = gauge
+                gauge.set(ratio)
+            }
+            for (mountPoint, gauge) in gauges where !seen.contains(mountPoint) {
+                registry.unregisterGauge(gauge)
+                gauges[mountPoint] = nil
+            }
+        }
+    }
+}

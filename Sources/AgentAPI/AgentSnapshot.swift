@@ -1,0 +1,193 @@
+import Foundation
+import Metering
+public import Outbox
+public import Probes
+import Synchronization
+public import UsageModel
+
+/// Gauges of one instance at the latest sample, for /metrics and the threshold gauges.
+public struct InstanceGauges: Sendable, Equatable {
+    public var cpuPercent: Double?
+    public var memoryUsedBytes: UInt64?
+    public var memoryPercent: Double?
+    public var networkEgressBytesPerSecond: Double?
+    public var networkIngressBytesPerSecond: Double?
+    public var storageUsedBytes: UInt64?
+    /// CPU seconds of the open period so far.
+    public var periodCPUSeconds: Double?
+
+    public init(
+        cpuPercent: Double? = nil, memoryUsedBytes: UInt64? = nil, memoryPercent: Double? = nil,
+        networkEgressBytesPerSecond: Double? = nil, networkIngressBytesPerSecond: Double? = nil,
+        storageUsedBytes: UInt64? = nil, periodCPUSeconds: Double? = nil
+    ) {
+        self.cpuPercent = cpuPercent
+        self.memoryUsedBytes = memoryUsedBytes
+        self.memoryPercent = memoryPercent
+        self.networkEgressBytesPerSecond = networkEgressBytesPerSecond
+        self.networkIngressBytesPerSecond = networkIngressBytesPerSecond
+        self.storageUsedBytes = storageUsedBytes
+        self.periodCPUSeconds = periodCPUSeconds
+    }
+}
+
+/// One metered instance as the API shows it.
+public struct InstanceView: Sendable {
+    public var instanceID: String
+    public var userID: String
+    public var orgID: String?
+    public var isHost: Bool
+    /// False when its counters could not be read at the latest sample.
+    public var running: Bool
+    public var gauges: InstanceGauges
+    /// Its JSON object in /get, encoded once per sample so requests only copy bytes.
+    public var json: [UInt8]
+
+    public init(
+        instanceID: String, userID: String, orgID: String?, isHost: Bool, running: Bool, gauges: InstanceGauges,
+        periodSoFar: UsageEvent?
+    ) {
+        self.instanceID = instanceID
+        self.userID = userID
+        self.orgID = orgID
+        self.isHost = isHost
+        self.running = running
+        self.gauges = gauges
+        json = Self.encode(
+            Body(
+                instanceID: instanceID, userID: userID, orgID: orgID, host: isHost, running: running,
+                current: Current(gauges), periodSoFar: periodSoFar.map(PeriodSoFar.init)))
+    }
+
+    private struct Body: Encodable {
+        var instanceID: String
+        var userID: String
+        var orgID: String?
+        var host: Bool
+        var running: Bool
+        var current: Current
+        var periodSoFar: PeriodSoFar?
+
+        enum CodingKeys: String, CodingKey {
+            case instanceID = "instance_id", userID = "user_id", orgID = "org_id", host, running, current
+            case periodSoFar = "period_so_far"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(instanceID, forKey: .instanceID)
+            try container.encode(userID, forKey: .userID)
+            try container.encode(orgID, forKey: .orgID)
+            try container.encode(host, forKey: .host)
+            try container.encode(running, forKey: .running)
+            try container.encode(current, forKey: .current)
+            try container.encode(periodSoFar, forKey: .periodSoFar)
+        }
+    }
+
+    private struct Current: Encodable {
+        var gauges: InstanceGauges
+        init(_ gauges: InstanceGauges) { self.gauges = gauges }
+
+        enum CodingKeys: String, CodingKey {
+            case cpuPercent = "cpu_percent", memoryUsedBytes = "memory_used_bytes", memoryPercent = "memory_percent"
+            case egress = "network_egress_bytes_per_second", ingress = "network_ingress_bytes_per_second"
+            case storage = "storage_used_bytes"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(gauges.cpuPercent.map { Self.rounded($0) }, forKey: .cpuPercent)
+            try container.encode(gauges.memoryUsedBytes, forKey: .memoryUsedBytes)
+            try container.encode(gauges.memoryPercent.map { Self.rounded($0) }, forKey: .memoryPercent)
+            try container.encode(gauges.networkEgressBytesPerSecond.map { Self.rounded($0) }, forKey: .egress)
+            try container.encode(gauges.networkIngressBytesPerSecond.map { Self.rounded($0) }, forKey: .ingress)
+            try container.encode(gauges.storageUsedBytes, forKey: .storage)
+        }
+
+        static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+    }
+
+    /// The open period: what it would bill if it closed now.
+    private struct PeriodSoFar: Encodable {
+        var event: UsageEvent
+        init(_ event: UsageEvent) { self.event = event }
+
+        enum CodingKeys: String, CodingKey { case start, end, seconds, metrics }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(event.period.start, forKey: .start)
+            try container.encode(event.period.end, forKey: .end)
+            try container.encode(event.period.seconds, forKey: .seconds)
+            try container.encode(event.metrics, forKey: .metrics)
+        }
+    }
+
+    static func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Every value here is finite and every key a string: encoding cannot fail.
+        return (try? Array(encoder.encode(value))) ?? Array("null".utf8)
+    }
+}
+
+/// How the latest sample went.
+public struct SampleStatus: Sendable, Equatable {
+    public var wallNanos: Int64
+    public var durationNanos: UInt64
+    public var failures: [CollectorFailure]
+
+    public init(wallNanos: Int64, durationNanos: UInt64, failures: [CollectorFailure]) {
+        self.wallNanos = wallNanos
+        self.durationNanos = durationNanos
+        self.failures = failures
+    }
+}
+
+/// Everything the API serves, replaced whole by the sampler after each sample: a request reads
+/// memory only, never /proc or the database.
+public struct AgentSnapshot: Sendable {
+    public var hostID: String
+    public var intervalSeconds: Int
+    public var sampleSeconds: Int
+    public var startedAt: Double
+    public var lastSample: SampleStatus?
+    /// The latest host sample with rates since the one before, encoded for /get.
+    public var hostJSON: [UInt8]?
+    public var instances: [InstanceView] = []
+    /// Per-GPU figures, encoded for /get (an empty array without GPUs).
+    public var gpusJSON: [UInt8] = Array("[]".utf8)
+    /// Host gauges for /metrics and thresholds.
+    public var filesystemUsedRatio: [(mountPoint: String, ratio: Double)] = []
+    public var load1PerCPU: Double?
+    public var outbox: OutboxStats?
+    public var outboxMaxBytes: Int
+    /// The latest step could not be stored because the outbox is at its bound.
+    public var outboxFull = false
+    /// Why the latest step could not be stored (nil: it was).
+    public var storeError: String?
+
+    public init(hostID: String, intervalSeconds: Int, sampleSeconds: Int, outboxMaxBytes: Int, startedAt: Double) {
+        self.hostID = hostID
+        self.intervalSeconds = intervalSeconds
+        self.sampleSeconds = sampleSeconds
+        self.outboxMaxBytes = outboxMaxBytes
+        self.startedAt = startedAt
+    }
+}
+
+/// The snapshot shared between the sampler, which replaces it, and the API, which reads it.
+public final class AgentState: Sendable {
+    private let current: Mutex<AgentSnapshot>
+
+    public init(_ snapshot: AgentSnapshot) {
+        current = Mutex(snapshot)
+    }
+
+    public var snapshot: AgentSnapshot { current.withLock { $0 } }
+
+    public func update(_ body: (inout AgentSnapshot) -> Void) {
+        current.withLock { body(&$0) }
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import Hummingbird
+import Metering
+import NIOCore
+import Outbox
+import Shipping
+import UsageModel
+
+/// The route handlers. They read the snapshot and never /proc; only the threshold routes write.
+struct Handlers: Sendable {
+    let dependencies: APIDependencies
+
+    // MARK: GET /get
+
+    func get(_ request: Request, context: APIRequestContext) throws -> Response {
+        var instanceID: String?
+        var userID: String?
+        var orgID: String?
+        for (key, value) in request.uri.queryParameters {
+            let text = String(value)
+            switch key {
+            case "instance_id": instanceID = text
+            case "user_id": userID = text
+            case "org_id": orgID = text
+            default:
+                throw APIError(.badRequest, "unknown query parameter \"\(key)\"; known: instance_id, user_id, org_id")
+            }
+        }
+        let snapshot = dependencies.state.snapshot
+        var instances = snapshot.instances
+        var showHost = true
+        if case .user(let own)? = context.role {
+            // A user sees their own instances and nothing of the host or of others.
+            showHost = false
+            if let userID, userID != own { throw APIError(.notFound, "no instances of user \"\(userID)\"") }
+            instances = instances.filter { $0.userID == own }
+        }
+        if let instanceID {
+            instances = instances.filter { $0.instanceID == instanceID }
+            if instances.isEmpty { throw APIError(.notFound, "no instance \"\(instanceID)\"") }
+        }
+        if let userID { instances = instances.filter { $0.userID == userID } }
+        if let orgID { instances = instances.filter { $0.orgID == orgID } }
+
+        let now = dependencies.now()
+        var body: [UInt8] = []
+        body.reserveCapacity(
+            256 + (showHost ? snapshot.hostJSON?.count ?? 0 : 0) + instances.reduce(0) { $0 + $1.json.count + 1 }
+                + snapshot.gpusJSON.count)
+        let sampledAt = snapshot.lastSample.map { Double($0.wallNanos) / 1e9 }
+        let head = Head(
+            agentVersion: AgentVersion.current, hostID: snapshot.hostID, intervalSeconds: snapshot.intervalSeconds,
+            sampleSeconds: snapshot.sampleSeconds, sampledAt: sampledAt.map { ($0 * 1000).rounded() / 1000 },
+            sampleAgeSeconds: sampledAt.map { (max(0, now - $0) * 1000).rounded() / 1000 })
+        var headBytes = InstanceView.encode(head)
+        headBytes.removeLast()  // the closing brace: the rest of the object follows
+        body += headBytes
+        body += Array(",\"host\":".utf8)
+        body += showHost ? snapshot.hostJSON ?? Array("null".utf8) : Array("null".utf8)
+        body += Array(",\"instances\":[".utf8)
+        for (index, instance) in instances.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += instance.json
+        }
+        body += Array("],\"gpus\":".utf8)
+        body += showHost ? snapshot.gpusJSON : Array("[]".utf8)
+        body.append(UInt8(ascii: "}"))
+        return APIRouter.json(bytes: body)
+    }
+
+    private struct Head: Encodable {
+        var agentVersion: String
+        var hostID: String
+        var intervalSeconds: Int
+        var sampleSeconds: Int
+        var sampledAt: Double?
+        var sampleAgeSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case agentVersion = "agent_version", hostID = "host_id", intervalSeconds = "interval_seconds"
+            case sampleSeconds = "sample_seconds", sampledAt = "sampled_at", sampleAgeSeconds = "sample_age_seconds"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(agentVersion, forKey: .agentVersion)
+            try container.encode(hostID, forKey: .hostID)
+            try container.encode(intervalSeconds, forKey: .intervalSeconds)
+            try container.encode(sampleSeconds, forKey: .sampleSeconds)
+            try container.encode(sampledAt, forKey: .sampledAt)
+            try container.encode(sampleAgeSeconds, forKey: .sampleAgeSeconds)
+        }
+    }
+
+    // MARK: GET /health, /metrics
+
+    func health(_ request: Request, context: APIRequestContext) throws -> Response {
+        let health = currentHealth()
+        return APIRouter.json(status: health.ok ? .ok : .serviceUnavailable, health)
+    }
+
+    func metrics(_ request: Request, context: APIRequestContext) throws -> Response {
+        let bytes = dependencies.metrics.exposition(
+            snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, health: currentHealth())
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    private func currentHealth() -> AgentHealth {
+        AgentHealth(snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, now: dependencies.now())
+    }
+
+    // MARK: /thresholds
+
+    struct ThresholdsBody: Encodable {
+        var source: ThresholdRuleSource
+        var updatedAt: Double?
+        var rules: [ThresholdRule]
+
+        enum CodingKeys: String, CodingKey { case source, updatedAt = "updated_at", rules }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(source, forKey: .source)
+            try container.encode(updatedAt, forKey: .updatedAt)
+            try container.encode(rules, forKey: .rules)
+        }
+    }
+
+    private func thresholdsBody() -> ThresholdsBody {
+        let book = dependencies.thresholds
+        return ThresholdsBody(source: book.source, updatedAt: book.updatedAt, rules: book.effective)
+    }
+
+    func getThresholds(_ request: Request, context: APIRequestContext) throws -> Response {
+        APIRouter.json(thresholdsBody())
+    }
+
+    func putThresholds(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let data = try await Self.readJSONBody(request)
+        let rules: [ThresholdRule]
+        do {
+            rules = try ThresholdRulesRequest.decode(data)
+        } catch {
+            throw APIError(.badRequest, "invalid rules: \(error)")
+        }
+        do {
+            try dependencies.thresholds.put(rules, now: dependencies.now())
+        } catch let error as ThresholdRuleError {
+            throw APIError(.badRequest, "invalid rules: \(error.within("rules"))")
+        } catch {
+            dependencies.logger.error("cannot store threshold rules", metadata: ["error": "\(error)"])
+            throw APIError(.serviceUnavailable, "cannot store the rules: \(error)")
+        }
+        dependencies.logger.notice(
+            "threshold rules replaced over the API",
+            metadata: ["rules.count": "\(rules.count)", "peer": "\(context.peer)"])
+        return APIRouter.json(thresholdsBody())
+    }
+
+    func deleteThresholds(_ request: Request, context: APIRequestContext) throws -> Response {
+        do {
+            try dependencies.thresholds.deleteAPIRules()
+        } catch {
+            throw APIError(.serviceUnavailable, "cannot delete the rules: \(error)")
+        }
+        dependencies.logger.notice("threshold rules set over the API deleted; the configuration's apply")
+        return APIRouter.json(thresholdsBody())
+    }
+
+    // MARK: GET /outbox
+
+    struct OutboxBody: Encodable {
+        var stats: OutboxStats?
+        var maxBytes: Int
+        var full: Bool
+        var shipper: ShipperSnapshot
+
+        enum CodingKeys: String, CodingKey {
+            case stats, maxBytes = "max_bytes", full, circuitBreaker = "circuit_breaker"
+            case consecutiveFailures = "consecutive_failures", requests, eventsDelivered = "events_delivered"
+            case eventsDeadLettered = "events_dead_lettered", lastError = "last_error"
+            case lastDeliveryAt = "last_delivery_at"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try stats.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(maxBytes, forKey: .maxBytes)
+            try container.encode(full, forKey: .full)
+            try container.encode(shipper.breakerState.name, forKey: .circuitBreaker)
+            try container.encode(shipper.consecutiveFailures, forKey: .consecutiveFailures)
+            try container.encode(shipper.requests, forKey: .requests)
+            try container.encode(shipper.eventsDelivered, forKey: .eventsDelivered)
+            try container.encode(shipper.eventsDeadLettered, forKey: .eventsDeadLettered)
+            try container.encode(shipper.lastError, forKey: .lastError)
+            try container.encode(shipper.lastDeliveryAt, forKey: .lastDeliveryAt)
+        }
+    }
+
+    func outbox(_ request: Request, context: APIRequestContext) throws -> Response {
+        let snapshot = dependencies.state.snapshot
+        guard snapshot.outbox != nil else { throw APIError(.serviceUnavailable, "outbox not read yet") }
+        return APIRouter.json(
+            OutboxBody(
+                stats: snapshot.outbox, maxBytes: snapshot.outboxMaxBytes, full: snapshot.outboxFull,
+                shipper: dependencies.shipper.snapshot))
+    }
+
+    // MARK: Bodies
+
+    /// The body as bytes: over 64 KiB is 413, a declared type other than JSON is 415.
+    static func readJSONBody(_ request: Request) async throws -> Data {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, "the body must be application/json, not \(type)")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > APIRouter.maxBodyBytes {
+            throw APIError(.contentTooLarge, "the request body is larger than \(APIRouter.maxBodyBytes) bytes")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: APIRouter.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "the request body is larger than \(APIRouter.maxBodyBytes) bytes")
+        }
+        return Data(buffer.readableBytesView)
+    }
+}
+
+/// `PUT /thresholds`'s body: `{"rules": [...]}`, the shape GET answers with; `source` and
+/// `updated_at` from a GET are accepted and ignored, so a GET's body can be edited and put back.
+enum ThresholdRulesRequest {
+    struct Body: Decodable {
+        var rules: [ThresholdRule]
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container: KeyedDecodingContainer<Key>
+            do {
+                container = try decoder.container(keyedBy: Key.self)
+            } catch {
+                throw ThresholdRuleError(field: "", message: "the body must be an object {\"rules\": [...]}")
+            }
+            for key in container.allKeys where !["rules", "source", "updated_at"].contains(key.stringValue) {
+                throw ThresholdRuleError(field: key.stringValue, message: "unknown field; the body is {\"rules\": [...]}")
+            }
+            guard let key = Key(stringValue: "rules"), container.contains(key) else {
+                throw ThresholdRuleError(field: "rules", message: "is required")
+            }
+            do {
+                rules = try container.decode([ThresholdRule].self, forKey: key)
+            } catch let error as ThresholdRuleError {
+                throw error
+            } catch {
+                throw ThresholdRuleError(field: "rules", message: "must be an array of rule objects")
+            }
+        }
+    }
+
+    static func decode(_ data: Data) throws(ThresholdRuleError) -> [ThresholdRule] {
+        let rules: [ThresholdRule]
+        do {
+            rules = try JSONDecoder().decode(Body.self, from: data).rules
+        } catch let error as ThresholdRuleError {
+            throw error
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ThresholdRuleError(field: "", message: "malformed JSON: \(Self.reason(context))")
+        } catch let error as DecodingError {
+            throw ThresholdRule.describe(error)
+        } catch {
+            throw ThresholdRuleError(field: "", message: "malformed JSON: \(error)")
+        }
+        do {
+            try ThresholdRule.validate(rules)
+        } catch {
+            throw error.within("rules")
+        }
+        return rules
+    }
+
+    private static func reason(_ context: DecodingError.Context) -> String {
+        if let underlying = context.underlyingError as? NSError,
+            let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String
+        {
+            return detail
+        }
+        return context.debugDescription
+    }
+}

@@ -1,0 +1,91 @@
+import AgentAPI
+import Foundation
+import Metering
+import Outbox
+import Probes
+import UsageModel
+
+/// Turns what the sampler just did into the snapshot the API serves and the metrics it counts.
+///
+/// All encoding happens here, once per sample, so API requests only copy bytes.
+struct SnapshotPublisher {
+    let state: AgentState
+    let metrics: AgentMetrics
+    private var previous: HostSample?
+
+    init(state: AgentState, metrics: AgentMetrics) {
+        self.state = state
+        self.metrics = metrics
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }()
+
+    /// Publishes one sample. `step` is what was stored (nil: nothing, or the store failed with
+    /// `storeError`); `recorder` holds the checkpoints after it.
+    mutating func publish(
+        _ sample: HostSample, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
+        recorder: MeteringRecorder, outbox: OutboxStats?
+    ) {
+        let rates = previous.flatMap { HostRates(from: $0, to: sample) }
+        previous = sample
+
+        var events: [String: Int] = [:]
+        for event in step?.events ?? [] { events[event.eventType, default: 0] += 1 }
+        metrics.recordSample(
+            sample, durationNanos: durationNanos, events: events, periods: step?.events.count ?? 0,
+            gaps: step?.gaps.map(\.reason.rawValue) ?? [])
+        if storeError != nil { metrics.recordStoreFailure() }
+
+        let identity = recorder.identity
+        let meterState = recorder.states[identity.instanceID]
+        let periodSoFar = meterState.flatMap {
+            Meter.periodSoFar($0, identity: identity, configuration: recorder.configuration)
+        }
+        let host = InstanceView(
+            instanceID: identity.instanceID, userID: identity.userID, orgID: identity.orgID, isHost: true,
+            running: sample.bootID != nil && sample.cpu != nil,
+            gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar)
+        let hostJSON = (try? Self.encoder.encode(HostSampleReport(sample: sample, rates: rates))).map { Array($0) }
+        let cpus = sample.cpu.map { max(1, $0.perCPU.count) }
+
+        state.update { snapshot in
+            snapshot.lastSample = SampleStatus(
+                wallNanos: sample.time.wallNanos, durationNanos: durationNanos, failures: sample.failures)
+            snapshot.hostJSON = hostJSON
+            snapshot.instances = [host]
+            snapshot.filesystemUsedRatio = (sample.filesystems ?? []).map {
+                ($0.mountPoint, $0.space.usedPercent / 100)
+            }
+            snapshot.load1PerCPU = zip(sample.load, cpus).map { $0.load1 / Double($1) }
+            if let outbox { snapshot.outbox = outbox }
+            if let storeError {
+                snapshot.outboxFull = storeError.isFull
+                snapshot.storeError = "\(storeError)"
+            } else {
+                snapshot.outboxFull = false
+                snapshot.storeError = nil
+            }
+        }
+    }
+
+    static func hostGauges(_ sample: HostSample, rates: HostRates?, state: MeterState?) -> InstanceGauges {
+        InstanceGauges(
+            cpuPercent: rates?.cpu?.busy, memoryUsedBytes: sample.memory?.usedBytes,
+            memoryPercent: sample.memory?.usedPercent,
+            networkEgressBytesPerSecond: rates.map { $0.interfaces.reduce(0) { $0 + $1.txBytesPerSecond } },
+            networkIngressBytesPerSecond: rates.map { $0.interfaces.reduce(0) { $0 + $1.rxBytesPerSecond } },
+            storageUsedBytes: sample.filesystems.map { $0.reduce(0) { $0 + $1.space.usedBytes } },
+            periodCPUSeconds: state.map { Double($0.openUsage(.cpuNanoseconds)) / 1e9 })
+    }
+}
+
+private func zip<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}

@@ -10,7 +10,7 @@ struct HostMeterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hostmeter",
         abstract: "Usage metering agent for VM hosts.",
-        subcommands: [RunCommand.self, SampleCommand.self, OutboxCommand.self, VersionCommand.self]
+        subcommands: [RunCommand.self, SampleCommand.self, OutboxCommand.self, ConfigCommand.self, VersionCommand.self]
     )
 
     static func main() async {

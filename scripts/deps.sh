@@ -9,6 +9,9 @@ want_test=0
 debs=(libsqlite3-dev)
 if (( want_test )); then
   debs+=(python3 iproute2)
+  # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
+  # (prometheus), and adduser for the package's postinst.
+  debs+=(dpkg-dev lintian systemd prometheus adduser)
 fi
 
 missing=()

@@ -8,7 +8,7 @@ want_test=0
 
 debs=(libsqlite3-dev)
 if (( want_test )); then
-  debs+=(python3 iproute2)
+  debs+=(python3 iproute2 prometheus-alertmanager)
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
   # (prometheus), and adduser for the package's postinst.
   debs+=(dpkg-dev lintian systemd prometheus adduser)

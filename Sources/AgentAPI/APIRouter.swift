@@ -78,6 +78,11 @@ public struct APIDependencies: Sendable {
 /// The local API's routes. Every answer is JSON except /metrics; every error is a JSON body with
 /// the status and a message naming what is wrong.
 public enum APIRouter {
+    /// The methods of each route, for 405 answers.
+    static let methods = [
+        "/get": "GET", "/health": "GET", "/metrics": "GET", "/thresholds": "GET, PUT, DELETE", "/outbox": "GET",
+    ]
+
     /// Request bodies beyond this are refused with 413.
     public static let maxBodyBytes = 64 * 1024
 
@@ -182,6 +187,15 @@ struct JSONErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound {
+            if let allowed = APIRouter.methods[request.uri.path] {
+                return try APIError(
+                    .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)",
+                    headers: [.allow: allowed]
+                ).response(from: request, context: context)
+            }
+            return try APIError(.notFound, "no route \(request.method) \(request.uri.path)")
+                .response(from: request, context: context)
         } catch let error as HTTPError {
             let message: String =
                 switch error.status {

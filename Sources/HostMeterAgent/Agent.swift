@@ -15,6 +15,9 @@ public struct AgentRuntime: Sendable {
     public let apiPort: APIServer.BoundPort
     public let state: AgentState
     public let thresholds: ThresholdRuleBook
+    public let reloader: ConfigurationReloader
+    /// Held while the agent runs.
+    public let lock: StateDirectoryLock
 }
 
 /// The composition root: builds exactly what `hostmeter run` runs, so tests can run the same thing.
@@ -22,9 +25,16 @@ public enum Agent {
     /// Opens the state directory and database and builds the service group: the API, the shipper
     /// and the sampler. Shutdown runs in reverse: the sampler stops first, the shipper drains, and
     /// the API answers until the end.
-    public static func build(configuration: AgentConfiguration, logger: Logger) throws -> AgentRuntime {
+    ///
+    /// `configurationPath` is the file a SIGHUP reloads; `logSettings` the log level and format a
+    /// reload changes; `notifier` talks to systemd.
+    public static func build(
+        configuration: AgentConfiguration, logger: Logger, configurationPath: String? = nil,
+        logSettings: LogSettings? = nil, notifier: SystemdNotifier = SystemdNotifier(environment: [:])
+    ) throws -> AgentRuntime {
         try FileManager.default.createDirectory(
             atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
         let database = try AgentDatabase.open(path: configuration.databasePath)
         let recorder = try MeteringRecorder(
             database: database,
@@ -65,12 +75,19 @@ public enum Agent {
                 "the API listens beyond loopback without tokens: anyone who reaches it may read and change it",
                 metadata: ["api.listen": "\(configuration.api.listen)"])
         }
+        let reloader = ConfigurationReloader(
+            path: configurationPath, configuration: configuration, shipper: shipper, thresholds: thresholds,
+            logSettings: logSettings, logger: logger)
+        let supervisor = SupervisorService(
+            notifier: notifier, apiPort: api.boundPort, state: state, reloader: reloader, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: api), .init(service: shipper), .init(service: sampler)],
+                services: [.init(service: api), .init(service: shipper), .init(service: sampler), .init(service: supervisor)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        return AgentRuntime(serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds)
+        return AgentRuntime(
+            serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds, reloader: reloader,
+            lock: lock)
     }
 
     /// The API's tokens from `api.tokens_file` (none: authentication off).

@@ -109,19 +109,26 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     // MARK: Loading
 
-    /// Reads and validates the file at `path`.
-    public static func load(path: String) throws(ConfigurationError) -> AgentConfiguration {
+    /// Reads and validates the file at `path`, with `HOSTMETER_…` variables of `environment`
+    /// overriding its keys (nil: the process's environment).
+    public static func load(
+        path: String, environment: [String: String]? = nil
+    ) throws(ConfigurationError) -> AgentConfiguration {
+        let environment = environment ?? ProcessInfo.processInfo.environment
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(error.localizedDescription)")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: path, environment: environment)
     }
 
-    /// Validates YAML text; `file` names it in errors.
-    public static func parse(_ text: String, file: String = "<config>") throws(ConfigurationError) -> AgentConfiguration {
+    /// Validates YAML text; `file` names it in errors. `environment`'s `HOSTMETER_…` variables
+    /// override keys of the text (see `keys`).
+    public static func parse(
+        _ text: String, file: String = "<config>", environment: [String: String] = [:]
+    ) throws(ConfigurationError) -> AgentConfiguration {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -130,7 +137,18 @@ public struct AgentConfiguration: Sendable, Equatable {
         } catch {
             throw ConfigurationError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
         }
-        return try AgentConfiguration(ConfigNode(node: root, key: "", file: file))
+        let (merged, overridden) = try applyEnvironment(environment, to: root, file: file)
+        do {
+            return try AgentConfiguration(ConfigNode(node: merged, key: "", file: file))
+        } catch {
+            // A bad value that came from the environment is reported as the variable's.
+            if let name = overridden.first(where: { error.key == $0.key || error.key.hasPrefix($0.key + ".")
+                || error.key.hasPrefix($0.key + "[") })?.value
+            {
+                throw ConfigurationError(file: "environment \(name)", line: nil, key: error.key, message: error.message)
+            }
+            throw error
+        }
     }
 
     private static func line(of error: YamlError) -> Int? {

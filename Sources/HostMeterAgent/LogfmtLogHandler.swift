@@ -1,21 +1,47 @@
 import Foundation
 public import Logging
+import Synchronization
+
+/// The level and format every `LineLogHandler` of the process follows, so a SIGHUP can change them
+/// for loggers already handed out.
+public final class LogSettings: Sendable {
+    private let state: Mutex<(level: Logger.Level, format: LineLogHandler.Format)>
+
+    public init(level: Logger.Level, format: LineLogHandler.Format) {
+        state = Mutex((level, format))
+    }
+
+    public var level: Logger.Level { state.withLock { $0.level } }
+    public var format: LineLogHandler.Format { state.withLock { $0.format } }
+
+    public func set(level: Logger.Level, format: LineLogHandler.Format) {
+        state.withLock { $0 = (level, format) }
+    }
+}
 
 /// Writes one line per log record to stderr, as logfmt (`ts=… level=info msg="…" key=value`) or as
 /// a JSON object: what journald stores and what Loki and friends parse.
 public struct LineLogHandler: LogHandler {
     public enum Format: Sendable { case logfmt, json }
 
-    public var logLevel: Logger.Level
+    /// The shared level, unless this logger was given its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? settings.level }
+        set { ownLevel = newValue }
+    }
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     let label: String
-    let format: Format
+    let settings: LogSettings
+    private var ownLevel: Logger.Level?
+
+    public init(label: String, settings: LogSettings) {
+        self.label = label
+        self.settings = settings
+    }
 
     public init(label: String, level: Logger.Level, format: Format) {
-        self.label = label
-        self.logLevel = level
-        self.format = format
+        self.init(label: label, settings: LogSettings(level: level, format: format))
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -31,7 +57,7 @@ public struct LineLogHandler: LogHandler {
         let time = Date().formatted(
             .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
         var line: String
-        switch format {
+        switch settings.format {
         case .logfmt:
             line = "ts=\(time) level=\(event.level.rawValue) msg=\(Self.logfmtValue(event.message.description))"
             for (key, value) in fields.sorted(by: { $0.key < $1.key }) {

@@ -58,7 +58,9 @@ public final class ShipperStatus: Sendable {
 /// is open. A 400 or 413 for a batch is bisected so one poison event cannot hold the others back.
 public struct ShipperService: Service {
     let database: AgentDatabase
-    let sink: any EventSink
+    let slot: SinkSlot
+    /// The sink in use now.
+    var sink: any EventSink { slot.current }
     let settings: ShipperSettings
     let logger: Logger
     public let status: ShipperStatus
@@ -75,7 +77,7 @@ public struct ShipperService: Service {
         self.onAttempt = onAttempt
         self.onDeadLettered = onDeadLettered
         self.database = database
-        self.sink = sink
+        self.slot = SinkSlot(sink)
         self.settings = settings
         self.logger = logger
         self.status = status
@@ -97,8 +99,45 @@ public struct ShipperService: Service {
             let wait = await shipper.step()
             if wait > 0 { break }
         }
+        await slot.shutDownRetired()
         await sink.shutdown()
         logger.info("shipper stopped")
+    }
+}
+
+extension ShipperService {
+    /// Ships to `sink` from the next batch on (a SIGHUP with a new sink configuration). The batch
+    /// in flight finishes on the old sink, which is then shut down.
+    public func replaceSink(_ sink: any EventSink) {
+        slot.replace(with: sink)
+        logger.notice("sink replaced", metadata: ["sink.type": "\(sink.type)"])
+    }
+}
+
+/// The sink the shipper uses, replaceable while it runs.
+final class SinkSlot: Sendable {
+    private let state: Mutex<(current: any EventSink, retired: [any EventSink])>
+
+    init(_ sink: any EventSink) {
+        state = Mutex((sink, []))
+    }
+
+    var current: any EventSink { state.withLock { $0.current } }
+
+    func replace(with sink: any EventSink) {
+        state.withLock {
+            $0.retired.append($0.current)
+            $0.current = sink
+        }
+    }
+
+    /// Shuts down sinks replaced since the last call; called between batches, so none is in use.
+    func shutDownRetired() async {
+        let retired = state.withLock { state -> [any EventSink] in
+            defer { state.retired = [] }
+            return state.retired
+        }
+        for sink in retired { await sink.shutdown() }
     }
 }
 
@@ -130,6 +169,7 @@ struct Shipper {
     /// One round: sends one batch if it may. Returns how long to wait before the next round
     /// (0: go on at once).
     mutating func step() async -> Double {
+        await service.slot.shutDownRetired()
         let now = service.now()
         if now < pausedUntil { return min(pausedUntil - now, service.settings.pollSeconds) }
         if let until = breaker.blockedUntil(now: now) { return min(until - now, service.settings.pollSeconds) }

@@ -20,12 +20,25 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let level = Logger.Level(rawValue: configuration.log.level.rawValue) ?? .info
-        let format: LineLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
-        LoggingSystem.bootstrap { LineLogHandler(label: $0, level: level, format: format) }
+        let settings = LogSettings(
+            level: Logger.Level(rawValue: configuration.log.level.rawValue) ?? .info,
+            format: configuration.log.format == .json ? .json : .logfmt)
+        LoggingSystem.bootstrap { LineLogHandler(label: $0, settings: settings) }
         let logger = Logger(label: "hostmeter")
+        let runtime: AgentRuntime
         do {
-            let group = try Agent.build(configuration: configuration, logger: logger).serviceGroup
+            runtime = try Agent.build(
+                configuration: configuration, logger: logger, configurationPath: config, logSettings: settings,
+                notifier: SystemdNotifier())
+        } catch let error as ConfigurationError {
+            logger.critical("hostmeter cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        } catch {
+            logger.critical("hostmeter cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+        do {
+            let group = runtime.serviceGroup
             logger.info(
                 "hostmeter starting",
                 metadata: ["version": "\(AgentVersion.current)", "config": "\(config)",

@@ -235,7 +235,7 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
             #expect(text.contains("# HELP \(name) "), "no HELP for \(name)")
             #expect(text.contains("# TYPE \(name) "), "no TYPE for \(name)")
         }
-        #expect(text.contains("hostmeter_outbox_pending_events 3\n"))
+        #expect(text.contains("hostmeter_outbox_pending_events 3.0\n"))
         #expect(text.contains("hostmeter_instance_cpu_percent{instance_id=\"vm-a1\",user_id=\"alice\"} 37.5\n"))
         #expect(text.contains("hostmeter_instance_running{instance_id=\"vm-a2\",user_id=\"alice\"} 0.0\n"))
 
@@ -380,6 +380,21 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
                     #expect(response.status == .notFound, "\(uri)")
                     #expect(try errorMessage(response) == "no route GET \(uri)")
                 }
+            }
+        }
+    }
+
+    @Test func wrongMethodsAnswer405WithAllow() async throws {
+        let fixture = try RouterFixture(tokens: false)
+        try await fixture.application.test(.router) { client in
+            try await client.execute(uri: "/get", method: .post, body: ByteBuffer(string: "{}")) { (response: TestResponse) async throws in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
+                #expect(try errorMessage(response).contains("POST is not allowed on /get"))
+            }
+            try await client.execute(uri: "/thresholds", method: .patch) { (response: TestResponse) async throws in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET, PUT, DELETE")
             }
         }
     }

@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "HostMeterAgent",
             dependencies: [
-                "AgentAPI", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "AgentAPI", "GPU", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -159,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "hostmeterTests",
-            dependencies: ["hostmeter", "Outbox", "Probes", "Shipping", "UsageModel"],
+            dependencies: ["hostmeter", "HostMeterAgent", "Outbox", "Probes", "Shipping", "UsageModel"],
             exclude: ["psutil_reader.py"],
             swiftSettings: swiftSettings
         ),

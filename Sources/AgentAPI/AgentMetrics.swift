@@ -38,6 +38,15 @@ public final class AgentMetrics: Sendable {
 
     private let perInstance = Mutex<[String: InstanceSeries]>([:])
     private let perFilesystem = Mutex<[String: Gauge]>([:])
+    private let perGPU = Mutex<[String: [Gauge]]>([:])
+
+    static let gpuGauges: [(name: String, help: String)] = [
+        ("hostmeter_gpu_utilization_ratio", "GPU utilization integrated over the latest sample interval (0 to 1)."),
+        ("hostmeter_gpu_memory_used_bytes", "GPU memory in use, bytes."),
+        ("hostmeter_gpu_memory_total_bytes", "GPU memory in all, bytes."),
+        ("hostmeter_gpu_temperature_celsius", "GPU temperature, degrees Celsius."),
+        ("hostmeter_gpu_power_watts", "GPU power draw, watts."),
+    ]
 
     static let instanceGauges: [(name: String, help: String)] = [
         ("hostmeter_instance_cpu_percent", "CPU use of the instance between the last two samples, percent of its CPUs."),
@@ -194,6 +203,7 @@ public final class AgentMetrics: Sendable {
         if let load = snapshot.load1PerCPU { load1PerCPU.set(load) }
         updateInstances(snapshot.instances)
         updateFilesystems(snapshot.filesystemUsedRatio)
+        updateGPUs(snapshot.gpus)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16_384)
         registry.emit(into: &buffer)
@@ -222,6 +232,30 @@ public final class AgentMetrics: Sendable {
             for (id, entry) in series where !seen.contains(id) {
                 entry.gauges.forEach(registry.unregisterGauge)
                 series[id] = nil
+            }
+        }
+    }
+
+    private func updateGPUs(_ gpus: [GPUGauges]) {
+        perGPU.withLock { series in
+            var seen = Set<String>()
+            for gpu in gpus {
+                seen.insert(gpu.uuid)
+                let labels = [("gpu_uuid", gpu.uuid), ("gpu_index", "\(gpu.index)")]
+                let gauges = series[gpu.uuid] ?? Self.gpuGauges.map {
+                    registry.makeGauge(
+                        descriptor: MetricNameDescriptor(metricName: $0.name, unitName: "", helpText: $0.help), labels: labels)
+                }
+                series[gpu.uuid] = gauges
+                let values: [Double?] = [
+                    gpu.utilizationRatio, gpu.memoryUsedBytes.map(Double.init), gpu.memoryTotalBytes.map(Double.init),
+                    gpu.temperatureCelsius, gpu.powerWatts,
+                ]
+                for (gauge, value) in zip(gauges, values) { gauge.set(value ?? .nan) }
+            }
+            for (uuid, gauges) in series where !seen.contains(uuid) {
+                gauges.forEach(registry.unregisterGauge)
+                series[uuid] = nil
             }
         }
     }

@@ -31,6 +31,30 @@ public struct InstanceGauges: Sendable, Equatable {
     }
 }
 
+/// Gauges of one GPU for /metrics.
+public struct GPUGauges: Sendable, Equatable {
+    public var index: Int
+    public var uuid: String
+    public var utilizationRatio: Double?
+    public var memoryUsedBytes: UInt64?
+    public var memoryTotalBytes: UInt64?
+    public var temperatureCelsius: Double?
+    public var powerWatts: Double?
+
+    public init(
+        index: Int, uuid: String, utilizationRatio: Double?, memoryUsedBytes: UInt64?, memoryTotalBytes: UInt64?,
+        temperatureCelsius: Double?, powerWatts: Double?
+    ) {
+        self.index = index
+        self.uuid = uuid
+        self.utilizationRatio = utilizationRatio
+        self.memoryUsedBytes = memoryUsedBytes
+        self.memoryTotalBytes = memoryTotalBytes
+        self.temperatureCelsius = temperatureCelsius
+        self.powerWatts = powerWatts
+    }
+}
+
 /// One metered instance as the API shows it.
 public struct InstanceView: Sendable {
     public var instanceID: String
@@ -158,6 +182,7 @@ public struct AgentSnapshot: Sendable {
     public var instances: [InstanceView] = []
     /// Per-GPU figures, encoded for /get (an empty array without GPUs).
     public var gpusJSON: [UInt8] = Array("[]".utf8)
+    public var gpus: [GPUGauges] = []
     /// Host gauges for /metrics and thresholds.
     public var filesystemUsedRatio: [(mountPoint: String, ratio: Double)] = []
     public var load1PerCPU: Double?

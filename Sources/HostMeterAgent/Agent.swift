@@ -1,5 +1,6 @@
 public import AgentAPI
 import Foundation
+import GPU
 public import Logging
 import Metering
 import Outbox
@@ -53,9 +54,26 @@ public enum Agent {
         let shipperStatus = ShipperStatus()
         let thresholds = try ThresholdRuleBook(configuration: configuration.thresholds, database: database)
         let tokens = try loadTokens(configuration)
+        let gpus = makeGPUSampler(configuration, logger: logger)
+        var alertmanager: AlertmanagerNotifier?
+        if let url = configuration.alerting.alertmanagerURL {
+            // Alerts still firing when the agent stopped are sent again, so Alertmanager keeps them.
+            let active = ThresholdEvaluator.firingEvents(
+                states: recorder.thresholdStates, hostID: configuration.hostID,
+                timestamp: Int64(Date().timeIntervalSince1970))
+            alertmanager = AlertmanagerNotifier(
+                settings: AlertmanagerSettings(
+                    url: url, intervalSeconds: Double(configuration.intervalSeconds),
+                    retry: RetryPolicy(baseSeconds: configuration.retry.baseSeconds, capSeconds: configuration.retry.capSeconds),
+                    failureThreshold: configuration.circuitBreaker.failureThreshold,
+                    openSeconds: configuration.circuitBreaker.openSeconds,
+                    generatorURL: "http://\(configuration.api.listen)/thresholds"),
+                logger: logger, active: active)
+        }
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
-            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics)
+            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
+            thresholds: thresholds, gpus: gpus, notifier: alertmanager)
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(
@@ -82,12 +100,31 @@ public enum Agent {
             notifier: notifier, apiPort: api.boundPort, state: state, reloader: reloader, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: api), .init(service: shipper), .init(service: sampler), .init(service: supervisor)],
+                services: [.init(service: api), .init(service: shipper)]
+                    + (alertmanager.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                    + [.init(service: sampler), .init(service: supervisor)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         return AgentRuntime(
             serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds, reloader: reloader,
             lock: lock)
+    }
+
+    /// NVIDIA GPUs through libnvidia-ml when it is present; nil (logged once) when it is not.
+    static func makeGPUSampler(_ configuration: AgentConfiguration, logger: Logger) -> GPUSampler? {
+        guard configuration.gpu.enabled else { return nil }
+        switch NVMLLibrary.load(path: configuration.gpu.nvmlLibrary) {
+        case .loaded(let library):
+            logger.info("NVML loaded: metering NVIDIA GPUs", metadata: ["nvml.library": "\(library.path)"])
+            return GPUSampler(library: library)
+        case .noNVML(let reason):
+            logger.info("no NVML: GPUs are not metered", metadata: ["nvml.library": "\(configuration.gpu.nvmlLibrary)",
+                                                                    "reason": "\(reason)"])
+            return nil
+        case .failed(let error):
+            logger.error("NVML cannot be used: GPUs are not metered", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// The API's tokens from `api.tokens_file` (none: authentication off).

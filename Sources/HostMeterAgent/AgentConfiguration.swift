@@ -61,6 +61,12 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var alertmanagerURL: String?
     }
 
+    public struct GPUSettings: Sendable, Equatable {
+        /// Meter NVIDIA GPUs when libnvidia-ml is present (absent: nothing happens).
+        public var enabled = true
+        public var nvmlLibrary = "libnvidia-ml.so.1"
+    }
+
     public struct Log: Sendable, Equatable {
         public var level: LogLevel = .info
         public var format: LogFormat = .logfmt
@@ -81,6 +87,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var outbox = OutboxSettings()
     public var alerting = Alerting()
     public var log = Log()
+    public var gpu = GPUSettings()
     public var probes = HostSamplerConfiguration()
     /// `thresholds:`: the configuration's rules (an API-set list wins while one is stored).
     public var thresholds: [ThresholdRule] = []
@@ -162,7 +169,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         self.init()
         let keys = try root.mapping(allowed: [
             "host_id", "interval_seconds", "sample_seconds", "state_dir", "schema_version", "api", "host", "sink",
-            "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes",
+            "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes", "gpu",
         ])
         func node(_ name: String) -> ConfigNode { keys[name] ?? root.child(name) }
 
@@ -251,6 +258,18 @@ public struct AgentConfiguration: Sendable, Equatable {
 
         let alertingKeys = try node("alerting").mapping(allowed: ["alertmanager_url"])
         alerting.alertmanagerURL = try alertingKeys["alertmanager_url"]?.optionalString()
+        if let url = alerting.alertmanagerURL {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw (alertingKeys["alertmanager_url"] ?? node("alerting")).error("must be an http:// or https:// URL")
+            }
+        }
+
+        let gpuKeys = try node("gpu").mapping(allowed: ["enabled", "nvml_library"])
+        if let enabled = gpuKeys["enabled"], !enabled.isNull {
+            guard let value = enabled.node?.bool else { throw enabled.error("expected true or false") }
+            gpu.enabled = value
+        }
+        gpu.nvmlLibrary = try gpuKeys["nvml_library"]?.string(default: gpu.nvmlLibrary) ?? gpu.nvmlLibrary
 
         let logKeys = try node("log").mapping(allowed: ["level", "format"])
         log.level = try logKeys["level"]?.choice(default: log.level) ?? log.level

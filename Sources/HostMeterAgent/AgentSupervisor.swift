@@ -101,6 +101,7 @@ public final class ConfigurationReloader: Sendable {
         if old.outbox != new.outbox { keys.append("outbox") }
         if old.alerting != new.alerting { keys.append("alerting") }
         if old.probes != new.probes { keys.append("probes") }
+        if old.gpu != new.gpu { keys.append("gpu") }
         return keys
     }
 }

@@ -45,6 +45,8 @@ extension AgentConfiguration {
         .init(path: "outbox.max_bytes", defaultValue: "1073741824", reloadable: false),
         .init(path: "thresholds", defaultValue: "[]", reloadable: true),
         .init(path: "alerting.alertmanager_url", defaultValue: "null", reloadable: false),
+        .init(path: "gpu.enabled", defaultValue: "true", reloadable: false),
+        .init(path: "gpu.nvml_library", defaultValue: "libnvidia-ml.so.1", reloadable: false),
         .init(path: "log.level", defaultValue: "info", reloadable: true),
         .init(path: "log.format", defaultValue: "logfmt", reloadable: true),
         .init(path: "probes.proc_root", defaultValue: "/proc", reloadable: false),

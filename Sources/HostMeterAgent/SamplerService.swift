@@ -1,8 +1,10 @@
 public import AgentAPI
 import Foundation
+public import GPU
 public import Logging
 import Metering
 import Outbox
+public import Shipping
 public import Probes
 public import ServiceLifecycle
 
@@ -18,10 +20,14 @@ public struct SamplerService: Service {
     let logger: Logger
     let state: AgentState
     let metrics: AgentMetrics
+    let thresholds: ThresholdRuleBook
+    let gpus: GPUSampler?
+    let notifier: AlertmanagerNotifier?
 
     public init(
         sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
-        metrics: AgentMetrics
+        metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
+        notifier: AlertmanagerNotifier? = nil
     ) {
         self.sampler = sampler
         self.recorder = recorder
@@ -29,6 +35,9 @@ public struct SamplerService: Service {
         self.logger = logger
         self.state = state
         self.metrics = metrics
+        self.thresholds = thresholds
+        self.gpus = gpus
+        self.notifier = notifier
     }
 
     public func run() async throws {
@@ -40,6 +49,7 @@ public struct SamplerService: Service {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let started = ContinuousClock.now
             let sample = sampler.sample()
+            let gpuSnapshot = gpus?.sample()
             let elapsed = ContinuousClock.now - started
             let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000
                 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
@@ -47,7 +57,9 @@ public struct SamplerService: Service {
             var recorded: RecordedStep?
             var storeError: OutboxError?
             do {
-                recorded = try recorder.record(sample)
+                recorded = try recorder.record(
+                    sample, gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
+                    gauges: ThresholdGauges.values(sample: sample, gpus: gpuSnapshot, outbox: state.snapshot.outbox))
                 if reportedStoreError != nil {
                     logger.notice("metering steps are stored again")
                     reportedStoreError = nil
@@ -60,6 +72,18 @@ public struct SamplerService: Service {
                                 "instance.id": "\(event.instanceID)", "period.start": "\(event.period.start)",
                                 "period.end": "\(event.period.end)", "cpu.seconds": "\(event.metrics.cpuSeconds)",
                             ])
+                    }
+                    for alert in step.thresholdEvents {
+                        logger.log(
+                            level: alert.state == .firing ? .warning : .notice,
+                            "threshold \(alert.state.rawValue)",
+                            metadata: [
+                                "rule": "\(alert.rule)", "instance.id": "\(alert.instanceID)", "metric": "\(alert.metric)",
+                                "value": "\(alert.value)", "threshold": "\(alert.threshold)", "severity": "\(alert.severity)",
+                            ])
+                    }
+                    if let notifier, !step.thresholdEvents.isEmpty {
+                        await notifier.apply(step.thresholdEvents)
                     }
                     for gap in step.gaps {
                         logger.warning(
@@ -90,8 +114,8 @@ public struct SamplerService: Service {
                 logger.debug("cannot read outbox stats", metadata: ["error": "\(error)"])
             }
             publisher.publish(
-                sample, durationNanos: durationNanos, step: recorded, storeError: storeError, recorder: recorder,
-                outbox: outbox)
+                sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
+                recorder: recorder, outbox: outbox)
             try? await cancelWhenGracefulShutdown { [sampleSeconds] in
                 try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
             }

@@ -1,5 +1,6 @@
 import AgentAPI
 import Foundation
+import GPU
 import Metering
 import Outbox
 import Probes
@@ -29,7 +30,7 @@ struct SnapshotPublisher {
     /// Publishes one sample. `step` is what was stored (nil: nothing, or the store failed with
     /// `storeError`); `recorder` holds the checkpoints after it.
     mutating func publish(
-        _ sample: HostSample, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
+        _ sample: HostSample, gpus: GPUSnapshot?, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
         recorder: MeteringRecorder, outbox: OutboxStats?
     ) {
         let rates = previous.flatMap { HostRates(from: $0, to: sample) }
@@ -53,11 +54,21 @@ struct SnapshotPublisher {
             gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar)
         let hostJSON = (try? Self.encoder.encode(HostSampleReport(sample: sample, rates: rates))).map { Array($0) }
         let cpus = sample.cpu.map { max(1, $0.perCPU.count) }
+        let gpusJSON = gpus.flatMap { try? Self.encoder.encode($0.gpus) }.map { Array($0) } ?? Array("[]".utf8)
+        let gpuGauges = (gpus?.gpus ?? []).map { gpu in
+            GPUGauges(
+                index: gpu.index, uuid: gpu.uuid ?? "index-\(gpu.index)",
+                utilizationRatio: gpu.utilizationPercent.map { $0 / 100 }, memoryUsedBytes: gpu.memoryUsedBytes,
+                memoryTotalBytes: gpu.memoryTotalBytes, temperatureCelsius: gpu.temperatureCelsius.map(Double.init),
+                powerWatts: gpu.powerWatts)
+        }
 
         state.update { snapshot in
             snapshot.lastSample = SampleStatus(
                 wallNanos: sample.time.wallNanos, durationNanos: durationNanos, failures: sample.failures)
             snapshot.hostJSON = hostJSON
+            snapshot.gpusJSON = gpusJSON
+            snapshot.gpus = gpuGauges
             snapshot.instances = [host]
             snapshot.filesystemUsedRatio = (sample.filesystems ?? []).map {
                 ($0.mountPoint, $0.space.usedPercent / 100)

@@ -34,4 +34,13 @@ extension AgentDatabase {
             try db.execute(sql: "DELETE FROM threshold_rules")
         }
     }
+
+    /// The threshold evaluation states stored with the last step.
+    public func thresholdStates() throws(OutboxError) -> [ThresholdStateRecord] {
+        try read("read threshold state") { db in
+            try Row.fetchAll(db, sql: "SELECT rule, instance_id, state FROM threshold_state ORDER BY rule, instance_id").map {
+                ThresholdStateRecord(rule: $0["rule"], instanceID: $0["instance_id"], state: Data(($0["state"] as String).utf8))
+            }
+        }
+    }
 }

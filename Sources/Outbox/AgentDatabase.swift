@@ -181,6 +181,14 @@ public struct AgentDatabase: Sendable {
                         """,
                     arguments: [checkpoint.instanceID, checkpoint.format, checkpoint.state, now])
             }
+            if let states = commit.thresholdStates {
+                try db.execute(sql: "DELETE FROM threshold_state")
+                for record in states {
+                    try db.execute(
+                        sql: "INSERT INTO threshold_state (rule, instance_id, state) VALUES (?, ?, ?)",
+                        arguments: [record.rule, record.instanceID, String(decoding: record.state, as: UTF8.self)])
+                }
+            }
         }
     }
 

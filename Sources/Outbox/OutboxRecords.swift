@@ -73,16 +73,34 @@ public struct MeteringCommit: Sendable, Equatable {
     public var events: [OutboxEvent]
     public var gaps: [GapRecord]
     public var baselines: [BaselineRecord]
+    /// The threshold evaluation state after this step, replacing the stored one; nil leaves it.
+    public var thresholdStates: [ThresholdStateRecord]?
 
     public init(
         checkpoints: [CheckpointRecord] = [], events: [OutboxEvent] = [], gaps: [GapRecord] = [],
-        baselines: [BaselineRecord] = []
+        baselines: [BaselineRecord] = [], thresholdStates: [ThresholdStateRecord]? = nil
     ) {
         self.checkpoints = checkpoints
         self.events = events
         self.gaps = gaps
         self.baselines = baselines
+        self.thresholdStates = thresholdStates
     }
 
-    public var isEmpty: Bool { checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty }
+    public var isEmpty: Bool {
+        checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty && thresholdStates == nil
+    }
+}
+
+/// One rule's evaluation state for one instance (the JSON of `Metering.ThresholdState`).
+public struct ThresholdStateRecord: Sendable, Equatable {
+    public var rule: String
+    public var instanceID: String
+    public var state: Data
+
+    public init(rule: String, instanceID: String, state: Data) {
+        self.rule = rule
+        self.instanceID = instanceID
+        self.state = state
+    }
 }

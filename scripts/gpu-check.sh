@@ -5,7 +5,7 @@
 # matrix-multiply loop busy GPU_DUTY of each second, default 0.5), records
 #   nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used,power.draw --format=csv -lms 200
 # beside `hostmeter-bench gpu`, and prints per GPU both means and their difference.
-# Environment: HOSTMETER_BENCH (a hostmeter-bench binary; a --static-swift-stdlib release build runs
+# Environment: GPU_CHECK_BENCH (a hostmeter-bench binary; a --static-swift-stdlib release build runs
 # without a Swift toolchain; built here when unset), NVML_LIBRARY (default libnvidia-ml.so.1),
 # NVIDIA_SMI (default nvidia-smi), GPU_LOAD=none (no load), GPU_DUTY (0 < duty <= 1).
 set -euo pipefail
@@ -27,13 +27,13 @@ if ! "$smi" -L >/dev/null 2>&1; then
 fi
 command -v python3 >/dev/null 2>&1 || { echo "gpu-check needs python3 to compare the readings" >&2; exit 1; }
 
-bench=${HOSTMETER_BENCH:-}
+bench=${GPU_CHECK_BENCH:-}
 if [[ -z "$bench" ]]; then
   if command -v swift >/dev/null 2>&1; then
     swift build -c release --product hostmeter-bench --static-swift-stdlib --scratch-path .build-static >&2
     bench=.build-static/release/hostmeter-bench
   else
-    echo "no hostmeter-bench binary and no Swift toolchain: set HOSTMETER_BENCH to a release build" >&2
+    echo "no hostmeter-bench binary and no Swift toolchain: set GPU_CHECK_BENCH to a release build" >&2
     exit 1
   fi
 fi

@@ -12,7 +12,7 @@
 #  5. As root on a machine where hostmeter is not installed (CI machines are fresh and throwaway), a
 #     real dpkg -i: the system user, the state directory, the enabled unit, the conffile kept across a
 #     reinstall, the agent running as its user (under systemd when systemd runs, else by hand), then
-#     dpkg --remove and --purge leaving nothing behind. HOSTMETER_PACKAGE_TEST_INSTALL=0 skips it.
+#     dpkg --remove and --purge leaving nothing behind. PACKAGE_TEST_INSTALL=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,8 +118,8 @@ dpkg_retry() {
   printf '%s\n' "$out" >&2
 }
 
-if [[ ${HOSTMETER_PACKAGE_TEST_INSTALL:-1} == 0 ]]; then
-  step "real installation skipped (HOSTMETER_PACKAGE_TEST_INSTALL=0)"
+if [[ ${PACKAGE_TEST_INSTALL:-1} == 0 ]]; then
+  step "real installation skipped (PACKAGE_TEST_INSTALL=0)"
 elif (( $(id -u) != 0 )); then
   step "real installation skipped: not root"
 elif dpkg-query -W -f='${Status}' hostmeter 2>/dev/null | grep -q 'installed'; then

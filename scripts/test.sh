@@ -7,5 +7,5 @@ scripts/deps.sh --test
 swift build --build-tests
 swift test --skip-build "$@"
 # The Debian package, unit, alert rules and dashboard (a static release build: minutes the first
-# time). HOSTMETER_PACKAGE_TEST=0 leaves it out of a quick local run.
-[[ ${HOSTMETER_PACKAGE_TEST:-1} == 0 ]] || scripts/package-test.sh
+# time). PACKAGE_TEST=0 leaves it out of a quick local run.
+[[ ${PACKAGE_TEST:-1} == 0 ]] || scripts/package-test.sh

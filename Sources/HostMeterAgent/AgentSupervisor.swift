@@ -96,6 +96,7 @@ public final class ConfigurationReloader: Sendable {
         if old.schemaVersion != new.schemaVersion { keys.append("schema_version") }
         if old.api != new.api { keys.append("api") }
         if old.host != new.host { keys.append("host") }
+        if old.sink.batchMaxEvents != new.sink.batchMaxEvents { keys.append("sink.batch_max_events") }
         if old.retry != new.retry { keys.append("retry") }
         if old.circuitBreaker != new.circuitBreaker { keys.append("circuit_breaker") }
         if old.outbox != new.outbox { keys.append("outbox") }

@@ -12,7 +12,7 @@ import Glibc
 /// with nothing missing, and every resent event is the same event.
 @Suite(.serialized) struct ShipperKillTests {
     var hostmeter: URL {
-        if let override = ProcessInfo.processInfo.environment["HOSTMETER_BIN"] { return URL(fileURLWithPath: override) }
+        if let override = ProcessInfo.processInfo.environment["TEST_HOSTMETER_BIN"] { return URL(fileURLWithPath: override) }
         return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("hostmeter")
     }

@@ -19,9 +19,9 @@ enum TestPaths {
 
     static let probeFixtures = packageRoot.appendingPathComponent("Tests/ProbesTests/Fixtures")
 
-    /// The `hostmeter` binary built beside the test bundle (`HOSTMETER_BIN` overrides).
+    /// The `hostmeter` binary built beside the test bundle (`TEST_HOSTMETER_BIN` overrides).
     static var hostmeter: URL {
-        if let override = ProcessInfo.processInfo.environment["HOSTMETER_BIN"] {
+        if let override = ProcessInfo.processInfo.environment["TEST_HOSTMETER_BIN"] {
             return URL(fileURLWithPath: override)
         }
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()

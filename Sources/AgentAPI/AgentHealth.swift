@@ -17,6 +17,12 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
     /// Samples are late after this many sample intervals without one.
     public static let staleIntervals = 3.0
 
+    /// Whether the latest sample is recent enough (no more than `staleIntervals` sample intervals old).
+    public static func sampleIsFresh(_ snapshot: AgentSnapshot, now: Double) -> Bool {
+        guard let sample = snapshot.lastSample else { return false }
+        return now - Double(sample.wallNanos) / 1e9 <= Double(snapshot.sampleSeconds) * staleIntervals
+    }
+
     public init(snapshot: AgentSnapshot, shipper: ShipperSnapshot, now: Double) {
         var reasons: [String] = []
         let staleAfter = Double(snapshot.sampleSeconds) * Self.staleIntervals

@@ -63,47 +63,45 @@ public final class AgentMetrics: Sendable {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                metricName: "hostmeter_build_info", unitName: "", helpText: "The running hostmeter's version; always 1."),
+            descriptor: Self.name("hostmeter_build_info", help: "The running hostmeter's version; always 1."),
             labels: [("version", version)]
         ).set(1.0)
         sampleDuration = registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(
-                metricName: "hostmeter_sample_duration_seconds", unitName: "",
-                helpText: "Time taken by one sample of all collectors, seconds."),
+            descriptor: Self.name(
+                "hostmeter_sample_duration_seconds", help: "Time taken by one sample of all collectors, seconds."),
             buckets: [.microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
                       .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250)])
-        samples = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "hostmeter_samples_total", unitName: "", helpText: "Samples taken."))
+        samples = registry.makeCounter(descriptor: Self.name("hostmeter_samples_total", help: "Samples taken."))
         lastSampleTimestamp = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_last_sample_timestamp_seconds", unitName: "", helpText: "Unix time of the latest sample, seconds."))
+            descriptor: Self.name("hostmeter_last_sample_timestamp_seconds", help: "Unix time of the latest sample, seconds."))
         periodsClosed = registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_periods_closed_total", unitName: "", helpText: "Billing periods closed, over all instances."))
+            descriptor: Self.name("hostmeter_periods_closed_total", help: "Billing periods closed, over all instances."))
         storeFailures = registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_store_failures_total", unitName: "", helpText: "Metering steps that could not be stored (the usage is kept and billed with a later step)."))
+            descriptor: Self.name("hostmeter_store_failures_total", help: "Metering steps that could not be stored (the usage is kept and billed with a later step)."))
         outboxPending = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_pending_events", unitName: "", helpText: "Events in the outbox not yet delivered."))
+            descriptor: Self.name("hostmeter_outbox_pending_events", help: "Events in the outbox not yet delivered."))
         outboxDead = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_dead_events", unitName: "", helpText: "Events the consumer refused for good (dead letters)."))
-        outboxBytes = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_bytes", unitName: "", helpText: "Bytes of the outbox database in use."))
+            descriptor: Self.name("hostmeter_outbox_dead_events", help: "Events the consumer refused for good (dead letters)."))
+        outboxBytes = registry.makeGauge(descriptor: Self.name("hostmeter_outbox_bytes", help: "Bytes of the outbox database in use."))
         outboxMaxBytes = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_max_bytes", unitName: "", helpText: "The outbox's bound (outbox.max_bytes), bytes."))
+            descriptor: Self.name("hostmeter_outbox_max_bytes", help: "The outbox's bound (outbox.max_bytes), bytes."))
         outboxFull = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_outbox_full", unitName: "", helpText: "1 while the outbox is over its bound and new usage is held back, else 0."))
-        shipAttempts = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_attempts_total", unitName: "", helpText: "Requests made to the sink."))
+            descriptor: Self.name("hostmeter_outbox_full", help: "1 while the outbox is over its bound and new usage is held back, else 0."))
+        shipAttempts = registry.makeCounter(descriptor: Self.name("hostmeter_ship_attempts_total", help: "Requests made to the sink."))
         shipDuration = registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_duration_seconds", unitName: "", helpText: "Time from sending a batch to the sink's answer, seconds."),
+            descriptor: Self.name("hostmeter_ship_duration_seconds", help: "Time from sending a batch to the sink's answer, seconds."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
                       .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)])
         eventsDelivered = registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_delivered_total", unitName: "", helpText: "Events the sink acknowledged."))
+            descriptor: Self.name("hostmeter_events_delivered_total", help: "Events the sink acknowledged."))
         breakerState = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_circuit_breaker_state", unitName: "", helpText: "The sink's circuit breaker: 0 closed, 1 open, 2 half-open."))
+            descriptor: Self.name("hostmeter_circuit_breaker_state", help: "The sink's circuit breaker: 0 closed, 1 open, 2 half-open."))
         authFailures = registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_api_auth_failures_total", unitName: "", helpText: "API requests refused for a missing, unknown or insufficient token."))
+            descriptor: Self.name("hostmeter_api_auth_failures_total", help: "API requests refused for a missing, unknown or insufficient token."))
         healthStatus = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_health_status", unitName: "", helpText: "1 when /health answers ok, 0 when degraded."))
+            descriptor: Self.name("hostmeter_health_status", help: "1 when /health answers ok, 0 when degraded."))
         load1PerCPU = registry.makeGauge(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_host_load1_per_cpu", unitName: "", helpText: "The host's one-minute load average divided by its CPUs."))
+            descriptor: Self.name("hostmeter_host_load1_per_cpu", help: "The host's one-minute load average divided by its CPUs."))
         // Families with labels: registered empty-labelled series would clash, so they appear with
         // their first observation. Pre-create the well-known label values so rates start at 0.
         for collector in CollectorName.allCases {
@@ -123,27 +121,32 @@ public final class AgentMetrics: Sendable {
 
     private func collectorErrors(_ collector: String) -> Counter {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_collector_errors_total", unitName: "", helpText: "Samples in which a collector failed, by collector."), labels: [("collector", collector)])
+            descriptor: Self.name("hostmeter_collector_errors_total", help: "Samples in which a collector failed, by collector."), labels: [("collector", collector)])
     }
 
     private func shipFailures(_ reason: ShipFailureReason) -> Counter {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_ship_failures_total", unitName: "", helpText: "Failed or refused requests to the sink, by reason."), labels: [("reason", reason.rawValue)])
+            descriptor: Self.name("hostmeter_ship_failures_total", help: "Failed or refused requests to the sink, by reason."), labels: [("reason", reason.rawValue)])
     }
 
     private func eventsEmitted(_ type: String) -> Counter {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_emitted_total", unitName: "", helpText: "Events written to the outbox, by event type."), labels: [("event_type", type)])
+            descriptor: Self.name("hostmeter_events_emitted_total", help: "Events written to the outbox, by event type."), labels: [("event_type", type)])
     }
 
     private func gaps(_ reason: String) -> Counter {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_metering_gaps_total", unitName: "", helpText: "Metering gaps recorded (reboots, counter resets, clock steps), by reason."), labels: [("reason", reason)])
+            descriptor: Self.name("hostmeter_metering_gaps_total", help: "Metering gaps recorded (reboots, counter resets, clock steps), by reason."), labels: [("reason", reason)])
     }
 
     private var eventsDeadLettered: Counter {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "hostmeter_events_dead_lettered_total", unitName: "", helpText: "Events moved to the dead letters."))
+            descriptor: Self.name("hostmeter_events_dead_lettered_total", help: "Events moved to the dead letters."))
+    }
+
+    /// A family's name and HELP text (units are part of our names already).
+    static func name(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     // MARK: Recording
@@ -217,7 +220,7 @@ public final class AgentMetrics: Sendable {
                 seen.insert(instance.instanceID)
                 let labels = [("instance_id", instance.instanceID), ("user_id", instance.userID)]
                 let entry = series[instance.instanceID] ?? InstanceSeries(
-                    gauges: Self.instanceGauges.map { registry.makeGauge(descriptor: MetricNameDescriptor(metricName: $0.name, unitName: "", helpText: $0.help), labels: labels) })
+                    gauges: Self.instanceGauges.map { registry.makeGauge(descriptor: Self.name($0.name, help: $0.help), labels: labels) })
                 series[instance.instanceID] = entry
                 let gauges = instance.gauges
                 let values: [Double?] = [
@@ -244,7 +247,7 @@ public final class AgentMetrics: Sendable {
                 let labels = [("gpu_uuid", gpu.uuid), ("gpu_index", "\(gpu.index)")]
                 let gauges = series[gpu.uuid] ?? Self.gpuGauges.map {
                     registry.makeGauge(
-                        descriptor: MetricNameDescriptor(metricName: $0.name, unitName: "", helpText: $0.help), labels: labels)
+                        descriptor: Self.name($0.name, help: $0.help), labels: labels)
                 }
                 series[gpu.uuid] = gauges
                 let values: [Double?] = [
@@ -266,7 +269,7 @@ public final class AgentMetrics: Sendable {
             for (mountPoint, ratio) in ratios {
                 seen.insert(mountPoint)
                 let gauge = gauges[mountPoint] ?? registry.makeGauge(
-                    descriptor: MetricNameDescriptor(metricName: "hostmeter_host_filesystem_used_ratio", unitName: "", helpText: "Used share of a metered filesystem (0 to 1)."), labels: [("mountpoint", mountPoint)])
+                    descriptor: Self.name("hostmeter_host_filesystem_used_ratio", help: "Used share of a metered filesystem (0 to 1)."), labels: [("mountpoint", mountPoint)])
                 gauges[mountPoint] = gauge
                 gauge.set(ratio)
             }

@@ -155,9 +155,7 @@ public struct SupervisorService: Service {
         guard let interval = notifier.watchdogInterval else { return }
         while !Task.isCancelled {
             // Keep-alives only while samples keep coming: a stuck sampler gets the agent restarted.
-            let snapshot = state.snapshot
-            let age = snapshot.lastSample.map { Date().timeIntervalSince1970 - Double($0.wallNanos) / 1e9 }
-            if let age, age <= Double(snapshot.sampleSeconds) * AgentHealth.staleIntervals {
+            if AgentHealth.sampleIsFresh(state.snapshot, now: Date().timeIntervalSince1970) {
                 notifier.notify("WATCHDOG=1")
             } else {
                 logger.error("no recent sample; withholding the systemd watchdog keep-alive")

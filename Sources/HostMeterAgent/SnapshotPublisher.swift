@@ -73,7 +73,7 @@ struct SnapshotPublisher {
             snapshot.filesystemUsedRatio = (sample.filesystems ?? []).map {
                 ($0.mountPoint, $0.space.usedPercent / 100)
             }
-            snapshot.load1PerCPU = zip(sample.load, cpus).map { $0.load1 / Double($1) }
+            snapshot.load1PerCPU = sample.load.flatMap { load in cpus.map { load.load1 / Double($0) } }
             if let outbox { snapshot.outbox = outbox }
             if let storeError {
                 snapshot.outboxFull = storeError.isFull
@@ -94,9 +94,4 @@ struct SnapshotPublisher {
             storageUsedBytes: sample.filesystems.map { $0.reduce(0) { $0 + $1.space.usedBytes } },
             periodCPUSeconds: state.map { Double($0.openUsage(.cpuNanoseconds)) / 1e9 })
     }
-}
-
-private func zip<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
-    guard let a, let b else { return nil }
-    return (a, b)
 }

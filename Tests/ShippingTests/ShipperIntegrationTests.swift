@@ -57,7 +57,11 @@ import Testing
         try await consumer.setMode(["mode": "status", "status": 503, "count": 3])
         let status = try await shipping.value
         #expect(status.failures[.connect, default: 0] + status.failures[.timeout, default: 0] > 0, "\(status.failures)")
-        #expect(status.failures[.http5xx, default: 0] == 3, "\(status.failures)")
+        // The consumer answered 503 exactly three times; under load a 503 can arrive after the
+        // 0.5 s deadline and count as a timeout instead, so the shipper saw at least one, at most 3.
+        let answered = try await consumer.stats().by_status["503", default: 0]
+        #expect(answered == 3, "consumer answered 503 \(answered) times")
+        #expect((1...3).contains(status.failures[.http5xx, default: 0]), "\(status.failures)")
 
         // Then it stores two batches but cuts the connection before answering: the shipper cannot
         // know they arrived and sends them again; the consumer's dedupe keeps each event once.

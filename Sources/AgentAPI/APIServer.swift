@@ -23,28 +23,46 @@ public struct APIServer: Service {
     public static let maxConnections = 256
 
     public final class BoundPort: Sendable {
-        private let value = Mutex<Int?>(nil)
-        private let waiters = Mutex<[CheckedContinuation<Int, Never>]>([])
-        public init() {}
-
-        public var port: Int? { value.withLock { $0 } }
-
-        func set(_ port: Int) {
-            value.withLock { $0 = port }
-            for waiter in waiters.withLock({ list in defer { list = [] }; return list }) {
-                waiter.resume(returning: port)
-            }
+        private struct State {
+            var port: Int?
+            var waiters: [UInt64: CheckedContinuation<Int?, Never>] = [:]
+            var nextWaiter: UInt64 = 0
         }
 
-        /// Waits until the server listens.
-        public func wait() async -> Int {
-            await withCheckedContinuation { continuation in
-                let ready = value.withLock { port -> Int? in
-                    if let port { return port }
-                    waiters.withLock { $0.append(continuation) }
-                    return nil
+        private let state = Mutex(State())
+        public init() {}
+
+        public var port: Int? { state.withLock { $0.port } }
+
+        func set(_ port: Int) {
+            let waiters = state.withLock { state in
+                state.port = port
+                defer { state.waiters = [:] }
+                return Array(state.waiters.values)
+            }
+            for waiter in waiters { waiter.resume(returning: port) }
+        }
+
+        /// Waits until the server listens; nil if the waiting task is cancelled first (the server
+        /// could not bind and the agent is shutting down, say).
+        public func wait() async -> Int? {
+            let id = state.withLock { state in
+                defer { state.nextWaiter += 1 }
+                return state.nextWaiter
+            }
+            return await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready = state.withLock { state -> Int?? in
+                        if let port = state.port { return .some(port) }
+                        if Task.isCancelled { return .some(nil) }
+                        state.waiters[id] = continuation
+                        return nil
+                    }
+                    if let ready { continuation.resume(returning: ready) }
                 }
-                if let ready { continuation.resume(returning: ready) }
+            } onCancel: {
+                let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume(returning: nil)
             }
         }
     }

@@ -144,7 +144,7 @@ public struct SupervisorService: Service {
     }
 
     private func readyThenWatchdog() async {
-        _ = await apiPort.wait()
+        guard await apiPort.wait() != nil else { return }
         while state.snapshot.lastSample == nil {
             guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { return }
         }

@@ -28,6 +28,8 @@ import Glibc
             host_id: ship-kill
             interval_seconds: 1
             state_dir: \(directory.path)
+            api:
+              listen: 127.0.0.1:0
             sink:
               type: http
               url: \(consumer.eventsURL)

@@ -39,6 +39,8 @@ import Glibc
             host_id: kill-test
             interval_seconds: 1
             state_dir: \(directory.path)
+            api:
+              listen: 127.0.0.1:0
             log:
               level: warning
             """.write(to: config, atomically: true, encoding: .utf8)

@@ -77,6 +77,11 @@ public struct CgroupReader: Sendable {
     private let cpuacctBase: String?
     private let memoryBase: String?
     private let blkioBase: String?
+    /// Whether v2 memory and io files can exist. A controller is attached to one hierarchy at a
+    /// time, so where v1 has memory (blkio) mounted no v2 cgroup has memory.current (io.stat): on a
+    /// hybrid host that saves two failed opens per instance.
+    private let unifiedMemory: Bool
+    private let unifiedIO: Bool
 
     public init(layout: CgroupLayout, root: String = "/") {
         self.layout = layout
@@ -92,6 +97,8 @@ public struct CgroupReader: Sendable {
         cpuacctBase = base(layout.controllers["cpuacct"])
         memoryBase = base(layout.controllers["memory"])
         blkioBase = base(layout.controllers["blkio"])
+        unifiedMemory = layout.controllers["memory"] == nil
+        unifiedIO = layout.controllers["blkio"] == nil
     }
 
     /// The cgroup's directory in the hierarchy mounted at `base`.
@@ -131,12 +138,12 @@ public struct CgroupReader: Sendable {
                 usage.sources.cpu = .v2
                 generation = firstInode
             }
-            if let bytes = try cgroup.read("memory.current") {
+            if unifiedMemory, let bytes = try cgroup.read("memory.current") {
                 usage.memoryBytes = try SingleValue.parseCounter(bytes, path: cgroup.filePath("memory.current"))
                 usage.memoryLimitBytes = try limit(cgroup, "memory.max")
                 usage.sources.memory = .v2
             }
-            if let bytes = try cgroup.read("io.stat") {
+            if unifiedIO, let bytes = try cgroup.read("io.stat") {
                 let io = try CgroupFiles.parseIOStat(bytes, path: cgroup.filePath("io.stat"))
                 usage.ioReadBytes = io.readBytes
                 usage.ioWriteBytes = io.writeBytes

@@ -147,6 +147,23 @@ struct CgroupReaderTests {
                     sources: CgroupSources(cpu: .v2)))
     }
 
+    @Test func aControllerMountedInV1IsNotLookedForInV2() throws {
+        // The kernel attaches a controller to one hierarchy only: with memory and blkio in v1, the
+        // unified tree has no memory.current or io.stat, so they are not even tried there.
+        let tree = try TemporaryTree()
+        defer { withExtendedLifetime(tree) {} }
+        try tree.write("cg/vm/cpu.stat", "usage_usec 1\n")
+        try tree.write("cg/vm/memory.current", "1\n")
+        try tree.write("cg/vm/io.stat", "8:0 rbytes=1 wbytes=1\n")
+        try tree.write("memory/vm/memory.usage_in_bytes", "2\n")
+        try tree.write("blkio/vm/blkio.throttle.io_service_bytes_recursive", "8:0 Read 2\n8:0 Write 2\nTotal 4\n")
+        let layout = CgroupLayout(unified: "/cg", controllers: ["memory": "/memory", "blkio": "/blkio"])
+        let usage = try CgroupReader(layout: layout, root: tree.root).read("vm")
+        #expect(usage.memoryBytes == 2)
+        #expect(usage.ioReadBytes == 2)
+        #expect(usage.sources == CgroupSources(cpu: .v2, memory: .v1, io: .v1))
+    }
+
     @Test func aCgroupOnlyInTheMemoryHierarchyTakesItsGenerationFromThere() throws {
         let tree = try TemporaryTree()
         defer { withExtendedLifetime(tree) {} }

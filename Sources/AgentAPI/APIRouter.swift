@@ -54,6 +54,8 @@ public struct APIDependencies: Sendable {
     public var metrics: AgentMetrics
     public var tokens: TokenStore
     public var thresholds: ThresholdRuleBook
+    /// The metered instances besides the host: manifests from files and from `PUT /instances`.
+    public var instances: InstanceRegistry
     /// Whether /health and /metrics need a token too (when tokens are configured).
     public var protectHealthAndMetrics: Bool
     public var logger: Logger
@@ -61,9 +63,10 @@ public struct APIDependencies: Sendable {
 
     public init(
         state: AgentState, shipper: ShipperStatus, metrics: AgentMetrics, tokens: TokenStore,
-        thresholds: ThresholdRuleBook, protectHealthAndMetrics: Bool = false, logger: Logger,
-        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = false,
+        logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
+        self.instances = instances
         self.state = state
         self.shipper = shipper
         self.metrics = metrics
@@ -81,7 +84,16 @@ public enum APIRouter {
     /// The methods of each route, for 405 answers.
     static let methods = [
         "/get": "GET", "/health": "GET", "/metrics": "GET", "/thresholds": "GET, PUT, DELETE", "/outbox": "GET",
+        "/instances": "GET",
     ]
+
+    /// The methods allowed on `path`, for 405 answers: `/instances/{id}` is one route.
+    static func allowedMethods(_ path: String) -> String? {
+        if let allowed = methods[path] { return allowed }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count == 3, parts[1] == "instances", !parts[2].isEmpty { return "GET, PUT, DELETE" }
+        return nil
+    }
 
     /// Request bodies beyond this are refused with 413.
     public static let maxBodyBytes = 64 * 1024
@@ -98,6 +110,10 @@ public enum APIRouter {
         router.put("/thresholds", use: handlers.putThresholds)
         router.delete("/thresholds", use: handlers.deleteThresholds)
         router.get("/outbox", use: handlers.outbox)
+        router.get("/instances", use: handlers.listInstances)
+        router.get("/instances/:id", use: handlers.getInstance)
+        router.put("/instances/:id", use: handlers.putInstance)
+        router.delete("/instances/:id", use: handlers.deleteInstance)
         return router
     }
 
@@ -123,9 +139,12 @@ enum Access {
         if method != .get && method != .head { return .admin }
         switch path {
         case "/health", "/metrics": return protectHealthAndMetrics ? .authenticated : .open
-        case "/get": return .authenticated
+        case "/get", "/instances": return .authenticated
         case "/thresholds", "/outbox": return .admin
-        default: return .open  // unknown routes answer 404 to everyone
+        default:
+            // A user token may read its own instances (the handler hides the others).
+            if path.hasPrefix("/instances/") { return .authenticated }
+            return .open  // unknown routes answer 404 to everyone
         }
     }
 }
@@ -188,7 +207,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as HTTPError where error.status == .notFound {
-            if let allowed = APIRouter.methods[request.uri.path] {
+            if let allowed = APIRouter.allowedMethods(request.uri.path) {
                 return try APIError(
                     .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)",
                     headers: [.allow: allowed]

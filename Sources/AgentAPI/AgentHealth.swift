@@ -13,6 +13,13 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
     public var outboxMaxBytes: Int
     public var circuitBreaker: String
     public var databaseWritable: Bool
+    /// Registered instances (besides the host), those not running, and refused manifest files.
+    /// A stopped VM is normal: it does not make the agent degraded.
+    public var instancesMetered: Int
+    public var instancesNotRunning: [String]
+    public var manifestErrors: Int
+    /// At most this many not-running ids are listed; the count is always complete.
+    public static let listedNotRunning = 20
 
     /// Samples are late after this many sample intervals without one.
     public static let staleIntervals = 3.0
@@ -50,13 +57,21 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
             reasons.append("database not writable: \(error)")
         }
         circuitBreaker = shipper.breakerState.name
+        let instances = snapshot.instances.filter { !$0.isHost }
+        instancesMetered = instances.count
+        instancesNotRunning = instances.filter { !$0.running }.map(\.instanceID)
+        manifestErrors = snapshot.manifestProblems
         ok = reasons.isEmpty
         self.reasons = reasons
     }
 
     enum CodingKeys: String, CodingKey {
         case status, reasons, lastSampleAgeSeconds = "last_sample_age_seconds", outbox
-        case circuitBreaker = "circuit_breaker", databaseWritable = "database_writable"
+        case circuitBreaker = "circuit_breaker", databaseWritable = "database_writable", instances
+    }
+    enum InstanceKeys: String, CodingKey {
+        case metered, running, notRunning = "not_running", notRunningCount = "not_running_count"
+        case manifestErrors = "manifest_errors"
     }
 
     enum OutboxKeys: String, CodingKey {
@@ -75,5 +90,11 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
         try outbox.encode(outboxMaxBytes, forKey: .maxBytes)
         try container.encode(circuitBreaker, forKey: .circuitBreaker)
         try container.encode(databaseWritable, forKey: .databaseWritable)
+        var instances = container.nestedContainer(keyedBy: InstanceKeys.self, forKey: .instances)
+        try instances.encode(instancesMetered, forKey: .metered)
+        try instances.encode(instancesMetered - instancesNotRunning.count, forKey: .running)
+        try instances.encode(instancesNotRunning.count, forKey: .notRunningCount)
+        try instances.encode(Array(instancesNotRunning.prefix(Self.listedNotRunning)), forKey: .notRunning)
+        try instances.encode(manifestErrors, forKey: .manifestErrors)
     }
 }

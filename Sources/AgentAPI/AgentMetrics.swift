@@ -31,6 +31,9 @@ public final class AgentMetrics: Sendable {
     let authFailures: Counter
     let healthStatus: Gauge
     let load1PerCPU: Gauge
+    let instancesMetered: Gauge
+    let instancesNotRunning: Gauge
+    let manifestErrors: Gauge
 
     private struct InstanceSeries {
         var gauges: [Gauge]
@@ -102,6 +105,12 @@ public final class AgentMetrics: Sendable {
             descriptor: Self.name("hostmeter_health_status", help: "1 when /health answers ok, 0 when degraded."))
         load1PerCPU = registry.makeGauge(
             descriptor: Self.name("hostmeter_host_load1_per_cpu", help: "The host's one-minute load average divided by its CPUs."))
+        instancesMetered = registry.makeGauge(
+            descriptor: Self.name("hostmeter_instances", help: "Instances registered for metering besides the host (manifest files and the API)."))
+        instancesNotRunning = registry.makeGauge(
+            descriptor: Self.name("hostmeter_instances_not_running", help: "Registered instances whose cgroup or an interface was missing at the latest sample."))
+        manifestErrors = registry.makeGauge(
+            descriptor: Self.name("hostmeter_instance_manifest_errors", help: "Manifest files in instances_dir refused at the latest scan."))
         // Families with labels: registered empty-labelled series would clash, so they appear with
         // their first observation. Pre-create the well-known label values so rates start at 0.
         for collector in CollectorName.allCases {
@@ -204,6 +213,9 @@ public final class AgentMetrics: Sendable {
         breakerState.set(Int64(shipper.breakerState.gaugeValue))
         healthStatus.set(health.ok ? 1.0 : 0.0)
         if let load = snapshot.load1PerCPU { load1PerCPU.set(load) }
+        instancesMetered.set(Int64(health.instancesMetered))
+        instancesNotRunning.set(Int64(health.instancesNotRunning.count))
+        manifestErrors.set(Int64(health.manifestErrors))
         updateInstances(snapshot.instances)
         updateFilesystems(snapshot.filesystemUsedRatio)
         updateGPUs(snapshot.gpus)

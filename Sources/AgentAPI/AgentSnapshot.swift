@@ -63,14 +63,17 @@ public struct InstanceView: Sendable {
     public var isHost: Bool
     /// False when its counters could not be read at the latest sample.
     public var running: Bool
+    /// Why it is not running: what was missing ("cgroup … missing", "interface tap3 missing").
+    public var missing: [String]
     public var gauges: InstanceGauges
     /// Its JSON object in /get, encoded once per sample so requests only copy bytes.
     public var json: [UInt8]
 
     public init(
         instanceID: String, userID: String, orgID: String?, isHost: Bool, running: Bool, gauges: InstanceGauges,
-        periodSoFar: UsageEvent?
+        periodSoFar: UsageEvent?, missing: [String] = []
     ) {
+        self.missing = missing
         self.instanceID = instanceID
         self.userID = userID
         self.orgID = orgID
@@ -79,7 +82,7 @@ public struct InstanceView: Sendable {
         self.gauges = gauges
         json = Self.encode(
             Body(
-                instanceID: instanceID, userID: userID, orgID: orgID, host: isHost, running: running,
+                instanceID: instanceID, userID: userID, orgID: orgID, host: isHost, running: running, missing: missing,
                 current: Current(gauges), periodSoFar: periodSoFar.map(PeriodSoFar.init)))
     }
 
@@ -89,11 +92,12 @@ public struct InstanceView: Sendable {
         var orgID: String?
         var host: Bool
         var running: Bool
+        var missing: [String]
         var current: Current
         var periodSoFar: PeriodSoFar?
 
         enum CodingKeys: String, CodingKey {
-            case instanceID = "instance_id", userID = "user_id", orgID = "org_id", host, running, current
+            case instanceID = "instance_id", userID = "user_id", orgID = "org_id", host, running, missing, current
             case periodSoFar = "period_so_far"
         }
 
@@ -104,6 +108,7 @@ public struct InstanceView: Sendable {
             try container.encode(orgID, forKey: .orgID)
             try container.encode(host, forKey: .host)
             try container.encode(running, forKey: .running)
+            try container.encode(missing, forKey: .missing)
             try container.encode(current, forKey: .current)
             try container.encode(periodSoFar, forKey: .periodSoFar)
         }
@@ -192,6 +197,8 @@ public struct AgentSnapshot: Sendable {
     public var outboxFull = false
     /// Why the latest step could not be stored (nil: it was).
     public var storeError: String?
+    /// Manifest files refused at the latest scan of `instances_dir`.
+    public var manifestProblems = 0
 
     public init(hostID: String, intervalSeconds: Int, sampleSeconds: Int, outboxMaxBytes: Int, startedAt: Double) {
         self.hostID = hostID

@@ -44,7 +44,12 @@ public enum Agent {
             identity: InstanceIdentity(
                 instanceID: configuration.hostInstanceID, userID: configuration.host.userID,
                 orgID: configuration.host.orgID),
-            encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes)
+            encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes,
+            meterHost: configuration.host.enabled)
+        let registry = try InstanceRegistry(database: database, reserved: [configuration.hostInstanceID])
+        let instances = InstanceSampling(
+            registry: registry, directory: InstanceDirectory(path: configuration.instancesDirectory),
+            probe: makeInstanceProbe(configuration, logger: logger), logger: logger)
         let state = AgentState(
             AgentSnapshot(
                 hostID: configuration.hostID, intervalSeconds: configuration.intervalSeconds,
@@ -73,7 +78,7 @@ public enum Agent {
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
-            thresholds: thresholds, gpus: gpus, notifier: alertmanager)
+            thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances)
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(
@@ -87,7 +92,7 @@ public enum Agent {
             listen: configuration.api.listen,
             dependencies: APIDependencies(
                 state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
-                protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger))
+                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger))
         if !tokens.isEnabled, !["127.0.0.1", "::1", "localhost"].contains(api.host) {
             logger.warning(
                 "the API listens beyond loopback without tokens: anyone who reaches it may read and change it",
@@ -108,6 +113,24 @@ public enum Agent {
         return AgentRuntime(
             serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds, reloader: reloader,
             lock: lock)
+    }
+
+    /// The per-instance probe for the cgroup hierarchies this host mounts (v2, v1 or both, found in
+    /// the mount table, not configured). Without a mount table, instances with a cgroup are shown
+    /// as not running, with the reason logged here once.
+    static func makeInstanceProbe(_ configuration: AgentConfiguration, logger: Logger) -> InstanceProbe? {
+        let probes = configuration.probes
+        do {
+            let probe = try InstanceProbe.detect(procRoot: probes.procRoot, sysRoot: probes.sysRoot, rootfs: probes.rootfs)
+            logger.info(
+                "cgroup layout detected",
+                metadata: ["cgroup.layout": "\(probe.cgroups.layout.kind.rawValue)",
+                           "cgroup.unified": "\(probe.cgroups.layout.unified ?? "none")"])
+            return probe
+        } catch {
+            logger.error("cannot read the mount table: instances with a cgroup are not metered", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// NVIDIA GPUs through libnvidia-ml when it is present; nil (logged once) when it is not.

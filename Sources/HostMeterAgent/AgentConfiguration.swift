@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     public struct Host: Sendable, Equatable {
+        /// Whether the host itself is metered as one instance (host mode), beside any VMs.
+        public var enabled = true
         /// nil: the host_id.
         public var instanceID: String?
         public var userID = "operator"
@@ -78,6 +80,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Default: the interval, but at most 5 s.
     public var sampleSeconds: Int?
     public var stateDirectory = "/var/lib/hostmeter"
+    /// `instances_dir`: one manifest file per metered instance (VM).
+    public var instancesDirectory = "/etc/hostmeter/instances.d"
     public var schemaVersion = UsageSchemaVersion.current
     public var api = API()
     public var host = Host()
@@ -169,7 +173,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         self.init()
         let keys = try root.mapping(allowed: [
             "host_id", "interval_seconds", "sample_seconds", "state_dir", "schema_version", "api", "host", "sink",
-            "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes", "gpu",
+            "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes", "gpu", "instances_dir",
         ])
         func node(_ name: String) -> ConfigNode { keys[name] ?? root.child(name) }
 
@@ -185,6 +189,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         stateDirectory = try node("state_dir").string(default: stateDirectory)
         guard !stateDirectory.isEmpty else { throw node("state_dir").error("must not be empty") }
         schemaVersion = try node("schema_version").choice(default: schemaVersion)
+        instancesDirectory = try node("instances_dir").string(default: instancesDirectory)
+        guard !instancesDirectory.isEmpty else { throw node("instances_dir").error("must not be empty") }
 
         let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
@@ -199,7 +205,11 @@ public struct AgentConfiguration: Sendable, Equatable {
             api.authHealthAndMetrics = value
         }
 
-        let hostKeys = try node("host").mapping(allowed: ["instance_id", "user_id", "org_id"])
+        let hostKeys = try node("host").mapping(allowed: ["enabled", "instance_id", "user_id", "org_id"])
+        if let enabled = hostKeys["enabled"], !enabled.isNull {
+            guard let value = enabled.node?.bool else { throw enabled.error("expected true or false") }
+            host.enabled = value
+        }
         if let instance = hostKeys["instance_id"], !instance.isNull {
             host.instanceID = try Self.identifier(instance, default: hostID)
         }

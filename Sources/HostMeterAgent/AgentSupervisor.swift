@@ -93,6 +93,7 @@ public final class ConfigurationReloader: Sendable {
         if old.intervalSeconds != new.intervalSeconds { keys.append("interval_seconds") }
         if old.sampleSeconds != new.sampleSeconds { keys.append("sample_seconds") }
         if old.stateDirectory != new.stateDirectory { keys.append("state_dir") }
+        if old.instancesDirectory != new.instancesDirectory { keys.append("instances_dir") }
         if old.schemaVersion != new.schemaVersion { keys.append("schema_version") }
         if old.api != new.api { keys.append("api") }
         if old.host != new.host { keys.append("host") }

@@ -24,9 +24,13 @@ public struct MeteringRecorder: Sendable {
     public let configuration: MeterConfiguration
     public let identity: InstanceIdentity
     public let encoder: UsageEventEncoder
+    /// Whether the host itself is metered (`host.enabled`).
+    public let meterHost: Bool
     /// `outbox.max_bytes`: a step is not stored while the database is over it (see `AgentDatabase.makeRoom`).
     public let maxBytes: Int?
     public private(set) var states: [String: MeterState]
+    /// Instances whose state moved on since their checkpoint was last written (see `flush`).
+    public private(set) var unsaved: Set<String> = []
     /// Threshold evaluation state: pending and firing (rule, instance) pairs.
     public private(set) var thresholdStates: [ThresholdKey: ThresholdState]
 
@@ -40,8 +44,9 @@ public struct MeteringRecorder: Sendable {
     /// being guessed at.
     public init(
         database: AgentDatabase, configuration: MeterConfiguration, identity: InstanceIdentity,
-        encoder: UsageEventEncoder, maxBytes: Int? = nil
+        encoder: UsageEventEncoder, maxBytes: Int? = nil, meterHost: Bool = true
     ) throws(OutboxError) {
+        self.meterHost = meterHost
         self.database = database
         self.maxBytes = maxBytes
         self.configuration = configuration
@@ -69,63 +74,164 @@ public struct MeteringRecorder: Sendable {
         self.thresholdStates = thresholdStates
     }
 
-    /// Meters `sample` for the host instance and stores the result. A sample without a boot ID
-    /// cannot be metered and is skipped (nil).
+    /// Meters `sample` for the host instance (when `meterHost`) and `instances` for theirs, and
+    /// stores the result in one transaction. A sample without a boot ID cannot be metered and is
+    /// skipped (nil).
+    ///
+    /// Lifecycle of an instance: it starts at its first reading (a baseline, nothing billed); a
+    /// nil reading (cgroup or interface missing) bills its open period up to its last sample and
+    /// then nothing until it runs again; an instance with a checkpoint that is no longer in
+    /// `instances` was removed: its final partial period is billed and its checkpoint deleted in
+    /// the same transaction.
     ///
     /// Each period the step closes is checked against `rules` (with `gauges`, the sampled values of
-    /// the gauge metrics); the alerts that fire or resolve go into the outbox and the rules' state
-    /// into the database in the same transaction as the period's usage, so a crash can neither lose
-    /// an alert nor send it twice.
+    /// the host's gauge metrics); the alerts that fire or resolve go into the outbox and the rules'
+    /// state into the database in the same transaction as the period's usage, so a crash can neither
+    /// lose an alert nor send it twice.
+    ///
+    /// A checkpoint is written only when its instance's step closed a period, recorded a gap or a
+    /// baseline, or stopped: between those, a crash resumes from the previous checkpoint and bills
+    /// the same usage from its counters, so nothing is lost, and a host with 1,000 instances does
+    /// not rewrite 1,000 rows every sample.
     public mutating func record(
-        _ sample: HostSample, gpus: [(uuid: String, busyNanoseconds: UInt64)] = [], rules: [ThresholdRule] = [],
-        gauges: [ThresholdMetric: Double] = [:]
+        _ sample: HostSample, instances: [InstanceObservation] = [], gpus: [(uuid: String, busyNanoseconds: UInt64)] = [],
+        rules: [ThresholdRule] = [], gauges: [ThresholdMetric: Double] = [:]
     ) throws(OutboxError) -> RecordedStep? {
-        guard var reading = InstanceReading.host(sample) else { return nil }
-        for gpu in gpus {
-            reading.counters[CounterSource(.gpuBusyNanoseconds, gpu.uuid)] = gpu.busyNanoseconds
+        guard var hostReading = InstanceReading.host(sample) else { return nil }
+        let timestamp = Int64(sample.time.wallNanos / 1_000_000_000)
+        var next = states
+        var events: [UsageEvent] = []
+        var gaps: [MeteringGap] = []
+        var baselines: [MeteringBaseline] = []
+        var changed: [String] = []
+        var subjects: [ThresholdSubject] = []
+        var advanced = Set<String>()
+
+        func apply(_ step: MeterStep, for identity: InstanceIdentity, previous: MeterState?) {
+            var state = step.state
+            state.identity = identity
+            let id = identity.instanceID
+            if !step.events.isEmpty || !step.gaps.isEmpty || step.baseline != nil || previous == nil
+                || previous?.stoppedAt != state.stoppedAt || previous?.identity != identity
+            {
+                changed.append(id)
+            }
+            next[id] = state
+            advanced.insert(id)
+            events += step.events
+            gaps += step.gaps
+            if let baseline = step.baseline { baselines.append(baseline) }
         }
-        let step = Meter.advance(
-            states[identity.instanceID], with: reading, identity: identity, configuration: configuration)
+
+        if meterHost {
+            for gpu in gpus {
+                hostReading.counters[CounterSource(.gpuBusyNanoseconds, gpu.uuid)] = gpu.busyNanoseconds
+            }
+            let previous = states[identity.instanceID]
+            let step = Meter.advance(previous, with: hostReading, identity: identity, configuration: configuration)
+            apply(step, for: identity, previous: previous)
+            subjects += step.events.map { ThresholdSubject(event: $0, isHost: true, gauges: gauges) }
+        }
+
+        var present = Set<String>()
+        for instance in instances where instance.identity.instanceID != identity.instanceID {
+            let id = instance.identity.instanceID
+            guard present.insert(id).inserted else { continue }
+            let previous = states[id]
+            let step: MeterStep
+            if var reading = instance.reading {
+                reading.bootID = hostReading.bootID
+                step = Meter.advance(previous, with: reading, identity: instance.identity, configuration: configuration)
+            } else if let previous {
+                step = Meter.suspend(previous, identity: instance.identity, configuration: configuration, timestamp: timestamp)
+            } else {
+                continue  // never seen running: nothing to bill, nothing to remember
+            }
+            apply(step, for: instance.identity, previous: previous)
+            subjects += step.events.map { ThresholdSubject(event: $0, isHost: false, gauges: [:]) }
+        }
+
+        // Instances with a checkpoint that are no longer registered were removed.
+        var removed: [String] = []
+        for (id, state) in states where !present.contains(id) && !(meterHost && id == identity.instanceID) {
+            // Billed to whom it last belonged; a checkpoint from before identities were kept is
+            // the host's.
+            let owner = state.identity ?? InstanceIdentity(instanceID: id, userID: identity.userID, orgID: identity.orgID)
+            events += Meter.finish(state, identity: owner, configuration: configuration, timestamp: timestamp)
+            next[id] = nil
+            removed.append(id)
+        }
+        removed.sort()
+
         var round: ThresholdRound?
         var alerts: [ThresholdEvent] = []
-        if !step.events.isEmpty, !(rules.isEmpty && thresholdStates.isEmpty) {
-            let subjects = step.events.map { ThresholdSubject(event: $0, isHost: true, gauges: gauges) }
-            let evaluated = ThresholdEvaluator.evaluate(rules: rules, subjects: subjects, states: thresholdStates)
-            alerts = evaluated.transitions.map {
-                $0.event(hostID: configuration.hostID, timestamp: Int64(sample.time.wallNanos / 1_000_000_000))
-            }
-            round = evaluated
+        if !subjects.isEmpty, !(rules.isEmpty && thresholdStates.isEmpty) {
+            round = ThresholdEvaluator.evaluate(rules: rules, subjects: subjects, states: thresholdStates)
         }
+        for id in removed where (round?.states ?? thresholdStates).keys.contains(where: { $0.instanceID == id }) {
+            let retired = ThresholdEvaluator.retire(instanceID: id, states: round?.states ?? thresholdStates)
+            round = ThresholdRound(states: retired.states, transitions: (round?.transitions ?? []) + retired.transitions)
+        }
+        if let round {
+            alerts = round.transitions.map { $0.event(hostID: configuration.hostID, timestamp: timestamp) }
+        }
+
         let commit: MeteringCommit
         do {
-            commit = try makeCommit(step, alerts: alerts, thresholdStates: round?.states)
+            commit = try makeCommit(
+                states: changed.compactMap { id in next[id].map { (id, $0) } }, events: events, gaps: gaps,
+                baselines: baselines, removed: removed, alerts: alerts, thresholdStates: round?.states)
         } catch {
             throw .failed(path: database.path, operation: "encode metering step", reason: "\(error)")
         }
-        try database.commit(commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes)
-        states[identity.instanceID] = step.state
+        try database.commit(commit, now: timestamp, maxBytes: maxBytes)
+        states = next
+        unsaved.formUnion(advanced)
+        unsaved.subtract(changed)
+        unsaved.subtract(removed)
         if let round { thresholdStates = round.states }
-        return RecordedStep(events: step.events, gaps: step.gaps, thresholdEvents: alerts)
+        return RecordedStep(events: events, gaps: gaps, thresholdEvents: alerts)
+    }
+
+    /// Writes the checkpoints that moved on since they were last written: on a clean shutdown, so
+    /// a restart resumes from the latest sample (and an instance removed while the agent is down
+    /// gets its final period up to that sample).
+    public mutating func flush() throws(OutboxError) {
+        guard !unsaved.isEmpty else { return }
+        let checkpoints: [CheckpointRecord]
+        do {
+            checkpoints = try unsaved.sorted().compactMap { id in
+                try states[id].map {
+                    CheckpointRecord(instanceID: id, format: MeterState.format, state: try Self.stateEncoder.encode($0))
+                }
+            }
+        } catch {
+            throw .failed(path: database.path, operation: "encode checkpoints", reason: "\(error)")
+        }
+        try database.commit(MeteringCommit(checkpoints: checkpoints))
+        unsaved = []
     }
 
     private func makeCommit(
-        _ step: MeterStep, alerts: [ThresholdEvent], thresholdStates: [ThresholdKey: ThresholdState]?
+        states changed: [(String, MeterState)], events: [UsageEvent], gaps: [MeteringGap], baselines: [MeteringBaseline],
+        removed: [String], alerts: [ThresholdEvent], thresholdStates: [ThresholdKey: ThresholdState]?
     ) throws -> MeteringCommit {
-        let events = try step.events.map { event in
+        let usageEvents = try events.map { event in
             OutboxEvent(
                 eventID: event.eventID, eventType: event.eventType, instanceID: event.instanceID,
                 periodStart: event.period.start, periodEnd: event.period.end, payload: try encoder.encode(event))
         }
-        let gaps = step.gaps.map {
+        let gapRecords = gaps.map {
             GapRecord(instanceID: $0.instanceID, reason: $0.reason.rawValue, from: $0.from, to: $0.to, detail: $0.detail)
         }
-        let baselines = try step.baseline.map {
-            [BaselineRecord(
+        let baselineRecords = try baselines.map {
+            BaselineRecord(
                 instanceID: $0.instanceID, bootID: $0.bootID, wallNanos: $0.wallNanos,
-                counters: try Self.stateEncoder.encode($0.counters))]
-        } ?? []
-        let checkpoint = CheckpointRecord(
-            instanceID: identity.instanceID, format: MeterState.format, state: try Self.stateEncoder.encode(step.state))
+                counters: try Self.stateEncoder.encode($0.counters))
+        }
+        let checkpoints = try changed.map { id, state in
+            CheckpointRecord(instanceID: id, format: MeterState.format, state: try Self.stateEncoder.encode(state))
+        }
         let alertEncoder = ThresholdEventEncoder()
         let alertEvents = try alerts.map { alert in
             OutboxEvent(
@@ -139,7 +245,19 @@ public struct MeteringRecorder: Sendable {
             }
         }
         return MeteringCommit(
-            checkpoints: [checkpoint], events: events + alertEvents, gaps: gaps, baselines: baselines,
-            thresholdStates: stateRecords)
+            checkpoints: checkpoints, events: usageEvents + alertEvents, gaps: gapRecords, baselines: baselineRecords,
+            thresholdStates: stateRecords, removedCheckpoints: removed)
+    }
+}
+
+/// One registered instance at one sample: who it belongs to and what was read (nil: not running,
+/// its cgroup or an interface is missing).
+public struct InstanceObservation: Sendable {
+    public var identity: InstanceIdentity
+    public var reading: InstanceReading?
+
+    public init(identity: InstanceIdentity, reading: InstanceReading?) {
+        self.identity = identity
+        self.reading = reading
     }
 }

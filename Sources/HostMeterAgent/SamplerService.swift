@@ -23,12 +23,14 @@ public struct SamplerService: Service {
     let thresholds: ThresholdRuleBook
     let gpus: GPUSampler?
     let notifier: AlertmanagerNotifier?
+    let instances: InstanceSampling?
 
     public init(
         sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
         metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
-        notifier: AlertmanagerNotifier? = nil
+        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil
     ) {
+        self.instances = instances
         self.sampler = sampler
         self.recorder = recorder
         self.sampleSeconds = sampleSeconds
@@ -42,6 +44,7 @@ public struct SamplerService: Service {
 
     public func run() async throws {
         var recorder = recorder
+        var instances = instances
         var publisher = SnapshotPublisher(state: state, metrics: metrics)
         var reportedFailures = Set<String>()
         var reportedStoreError: String?
@@ -50,6 +53,8 @@ public struct SamplerService: Service {
             let started = ContinuousClock.now
             let sample = sampler.sample()
             let gpuSnapshot = gpus?.sample()
+            let observed = instances?.observe(
+                time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes, gpus: gpuSnapshot)
             let elapsed = ContinuousClock.now - started
             let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000
                 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
@@ -58,7 +63,7 @@ public struct SamplerService: Service {
             var storeError: OutboxError?
             do {
                 recorded = try recorder.record(
-                    sample, gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
+                    sample, instances: observed?.observations ?? [], gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
                     gauges: ThresholdGauges.values(sample: sample, gpus: gpuSnapshot, outbox: state.snapshot.outbox))
                 if reportedStoreError != nil {
                     logger.notice("metering steps are stored again")
@@ -115,10 +120,18 @@ public struct SamplerService: Service {
             }
             publisher.publish(
                 sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
-                recorder: recorder, outbox: outbox)
+                recorder: recorder, outbox: outbox, instances: observed?.statuses ?? [],
+                manifestProblems: instances?.registry.problems.count ?? 0)
             try? await cancelWhenGracefulShutdown { [sampleSeconds] in
                 try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
             }
+        }
+        do {
+            try recorder.flush()
+        } catch {
+            logger.warning(
+                "cannot write the latest checkpoints; a restart resumes from the previous ones and bills the same usage",
+                metadata: ["error": "\(error)"])
         }
         logger.info("sampler stopped")
     }

@@ -31,7 +31,7 @@ struct SnapshotPublisher {
     /// `storeError`); `recorder` holds the checkpoints after it.
     mutating func publish(
         _ sample: HostSample, gpus: GPUSnapshot?, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
-        recorder: MeteringRecorder, outbox: OutboxStats?
+        recorder: MeteringRecorder, outbox: OutboxStats?, instances: [InstanceStatus] = [], manifestProblems: Int = 0
     ) {
         let rates = previous.flatMap { HostRates(from: $0, to: sample) }
         previous = sample
@@ -48,10 +48,29 @@ struct SnapshotPublisher {
         let periodSoFar = meterState.flatMap {
             Meter.periodSoFar($0, identity: identity, configuration: recorder.configuration)
         }
-        let host = InstanceView(
-            instanceID: identity.instanceID, userID: identity.userID, orgID: identity.orgID, isHost: true,
-            running: sample.bootID != nil && sample.cpu != nil,
-            gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar)
+        var views: [InstanceView] = []
+        views.reserveCapacity(instances.count + 1)
+        if recorder.meterHost {
+            views.append(
+                InstanceView(
+                    instanceID: identity.instanceID, userID: identity.userID, orgID: identity.orgID, isHost: true,
+                    running: sample.bootID != nil && sample.cpu != nil,
+                    gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar))
+        }
+        for instance in instances {
+            let id = instance.identity.instanceID
+            let state = recorder.states[id]
+            var gauges = instance.gauges
+            gauges.periodCPUSeconds = state.map { Double($0.openUsage(.cpuNanoseconds)) / 1e9 }
+            views.append(
+                InstanceView(
+                    instanceID: id, userID: instance.identity.userID, orgID: instance.identity.orgID, isHost: false,
+                    running: instance.running, gauges: gauges,
+                    periodSoFar: state.flatMap {
+                        Meter.periodSoFar($0, identity: instance.identity, configuration: recorder.configuration)
+                    },
+                    missing: instance.missing))
+        }
         let hostJSON = (try? Self.encoder.encode(HostSampleReport(sample: sample, rates: rates))).map { Array($0) }
         let cpus = sample.cpu.map { max(1, $0.perCPU.count) }
         let gpusJSON = gpus.flatMap { try? Self.encoder.encode($0.gpus) }.map { Array($0) } ?? Array("[]".utf8)
@@ -69,7 +88,8 @@ struct SnapshotPublisher {
             snapshot.hostJSON = hostJSON
             snapshot.gpusJSON = gpusJSON
             snapshot.gpus = gpuGauges
-            snapshot.instances = [host]
+            snapshot.instances = views
+            snapshot.manifestProblems = manifestProblems
             snapshot.filesystemUsedRatio = (sample.filesystems ?? []).map {
                 ($0.mountPoint, $0.space.usedPercent / 100)
             }

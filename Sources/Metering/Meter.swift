@@ -11,6 +11,10 @@ public struct InstanceIdentity: Sendable, Equatable, Hashable, Codable {
         self.userID = userID
         self.orgID = orgID
     }
+
+    enum CodingKeys: String, CodingKey {
+        case instanceID = "instance_id", userID = "user_id", orgID = "org_id"
+    }
 }
 
 /// Settings that decide periods.
@@ -39,6 +43,8 @@ public enum GapReason: String, Sendable, Codable, CaseIterable {
     /// One counter went down within a boot (its cgroup or interface was recreated): its usage
     /// between the two samples is not known, so none is billed for it; the others are unaffected.
     case counterReset = "counter_reset"
+    /// The instance was not running (its cgroup or an interface was missing): no periods between.
+    case instanceStopped = "instance_stopped"
 }
 
 /// A recorded hole in an instance's accounting. Never papered over: stored beside the events.
@@ -104,25 +110,56 @@ public enum Meter {
         }
 
         var gaps: [MeteringGap] = []
-        let elapsedSeconds = Double(reading.time.bootNanos - state.lastBootNanos) / 1e9
+        let elapsedNanos = reading.time.bootNanos - state.lastBootNanos
+        let elapsedSeconds = Double(elapsedNanos) / 1e9
+        let previousSecond = floorDivide(state.lastWallNanos, Int64(nanosPerSecond))
         for (source, value) in reading.counters {
             let key = source.description
+            let generation = reading.generations[source.name]
             if let baseline = state.counters[key] {
-                if value >= baseline.value {
+                if let generation, let previous = baseline.generation, generation != previous {
+                    // The cgroup or interface was recreated (the VM restarted): the new counter
+                    // started from zero, so all of it is unbilled usage. What the old one counted
+                    // after the previous sample is gone with it: that is the gap.
+                    state.period.usage[source.kind, default: 0] &+= value
+                    gaps.append(
+                        MeteringGap(
+                            instanceID: identity.instanceID, reason: .counterReset, from: previousSecond,
+                            to: max(previousSecond, wallSecond),
+                            detail: "\(key) was recreated (generation \(previous) → \(generation)); counted from zero"))
+                } else if value >= baseline.value {
                     state.period.usage[source.kind, default: 0] &+= value - baseline.value
                 } else {
                     // The wall clock may have stepped back between the samples: keep from ≤ to.
-                    let previousSecond = floorDivide(state.lastWallNanos, Int64(nanosPerSecond))
                     gaps.append(
                         MeteringGap(
                             instanceID: identity.instanceID, reason: .counterReset, from: previousSecond,
                             to: max(previousSecond, wallSecond), detail: "\(key) went from \(baseline.value) to \(value)"))
                 }
             }
-            state.counters[key] = CounterBaseline(value: value, lastSeenBootNanos: reading.time.bootNanos)
+            state.counters[key] = CounterBaseline(
+                value: value, lastSeenBootNanos: reading.time.bootNanos, generation: generation)
         }
         state.counters = state.counters.filter {
             reading.time.bootNanos - $0.value.lastSeenBootNanos <= configuration.sourceRetentionNanos
+        }
+
+        if let stoppedAt = state.stoppedAt {
+            // Running again: a new period starts now. Counters that survived the stop were billed
+            // above from where they were; nothing is stretched across the stopped span.
+            let start = max(stoppedAt, wallSecond)
+            gaps.append(
+                MeteringGap(
+                    instanceID: identity.instanceID, reason: .instanceStopped, from: stoppedAt, to: start,
+                    detail: "not running from \(stoppedAt) to \(start)"))
+            state.stoppedAt = nil
+            state.period.start = start
+            state.period.spanStartBootNanos = reading.time.bootNanos
+            state.lastMemoryUsedBytes = nil
+            state.lastMemoryPercent = nil
+        } else if reading.assignedGPUs > 0 {
+            let (busy, overflow) = UInt64(reading.assignedGPUs).multipliedReportingOverflow(by: elapsedNanos)
+            state.period.usage[.gpuBusyNanoseconds, default: 0] &+= overflow ? UInt64.max : busy
         }
 
         // Gauges: trapezoids between consecutive samples, on the boot clock.
@@ -160,7 +197,8 @@ public enum Meter {
     ) -> MeterStep {
         var counters: [String: CounterBaseline] = [:]
         for (source, value) in reading.counters {
-            counters[source.description] = CounterBaseline(value: value, lastSeenBootNanos: reading.time.bootNanos)
+            counters[source.description] = CounterBaseline(
+                value: value, lastSeenBootNanos: reading.time.bootNanos, generation: reading.generations[source.name])
         }
         let memoryPercent = percent(reading.memoryUsedBytes, of: reading.memoryTotalBytes)
         let state = MeterState(
@@ -188,7 +226,7 @@ public enum Meter {
         var old = state
         var events: [UsageEvent] = []
         var lastEnd = old.period.start
-        if old.lastBootNanos > old.period.spanStartBootNanos {
+        if old.hasOpenPeriod {
             let lastSecond = ceilDivide(old.lastWallNanos, Int64(nanosPerSecond))
             let end = max(lastSecond, old.period.start + 1)
             events.append(
@@ -203,6 +241,33 @@ public enum Meter {
         return start(reading, identity: identity, at: newStart, carriedFrom: old, events: events, gaps: [gap])
     }
 
+    /// The instance stopped running (its cgroup or an interface is gone): bill the open period up
+    /// to its last sample and remember where it ended. Nothing more is billed until it runs again.
+    /// An instance already stopped is left as it is.
+    public static func suspend(
+        _ state: MeterState, identity: InstanceIdentity, configuration: MeterConfiguration, timestamp: Int64
+    ) -> MeterStep {
+        guard state.stoppedAt == nil else { return MeterStep(state: state, events: [], gaps: [], baseline: nil) }
+        var state = state
+        var events: [UsageEvent] = []
+        var end = state.period.start
+        if state.hasOpenPeriod {
+            end = max(ceilDivide(state.lastWallNanos, Int64(nanosPerSecond)), state.period.start + 1)
+            events.append(
+                close(&state, at: end, identity: identity, configuration: configuration, timestamp: max(timestamp, end)))
+        }
+        state.stoppedAt = end
+        return MeterStep(state: state, events: events, gaps: [], baseline: nil)
+    }
+
+    /// The instance was removed: its final, partial period up to its last sample (none if it was
+    /// not running). Its checkpoint can then be deleted with the event, in one transaction.
+    public static func finish(
+        _ state: MeterState, identity: InstanceIdentity, configuration: MeterConfiguration, timestamp: Int64
+    ) -> [UsageEvent] {
+        suspend(state, identity: identity, configuration: configuration, timestamp: timestamp).events
+    }
+
     /// What the open period would bill if it closed at the latest sample: the usage so far, computed
     /// exactly as `advance` will compute it (whole seconds with the carry). nil before a second
     /// sample of the period.
@@ -210,7 +275,7 @@ public enum Meter {
         _ state: MeterState, identity: InstanceIdentity, configuration: MeterConfiguration
     ) -> UsageEvent? {
         let end = ceilDivide(state.lastWallNanos, Int64(nanosPerSecond))
-        guard state.lastBootNanos > state.period.spanStartBootNanos, end > state.period.start else { return nil }
+        guard state.hasOpenPeriod, end > state.period.start else { return nil }
         var copy = state
         return close(&copy, at: end, identity: identity, configuration: configuration, timestamp: end)
     }

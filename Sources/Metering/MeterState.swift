@@ -3,9 +3,12 @@
 public struct CounterBaseline: Sendable, Equatable, Codable {
     public var value: UInt64
     public var lastSeenBootNanos: UInt64
+    /// Identity of the kernel object the counter belongs to (a cgroup's inode, an interface's
+    /// ifindex) when the reading gave one: a different one means the object was recreated.
+    public var generation: UInt64? = nil
 
     enum CodingKeys: String, CodingKey {
-        case value, lastSeenBootNanos = "last_seen_boot_ns"
+        case value, lastSeenBootNanos = "last_seen_boot_ns", generation
     }
 }
 
@@ -66,12 +69,27 @@ public struct MeterState: Sendable, Equatable, Codable {
     /// Sub-unit remainders owed to the next period: nanoseconds of CPU and of GPU busy time.
     public var cpuCarryNanos: UInt64
     public var gpuCarryNanos: UInt64
+    /// Set while the instance is not running: where its last period ended (unix seconds). Its
+    /// counters are kept, so a cgroup that survived is billed from where it was.
+    public var stoppedAt: Int64? = nil
+    /// Who the instance was billed to at its latest step: a removed instance's final period goes
+    /// to them even after a restart that no longer has its manifest.
+    public var identity: InstanceIdentity? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, bootID = "boot_id", lastWallNanos = "last_wall_ns", lastBootNanos = "last_boot_ns", counters
         case lastMemoryUsedBytes = "last_memory_used_bytes", lastMemoryPercent = "last_memory_percent", period
-        case cpuCarryNanos = "cpu_carry_ns", gpuCarryNanos = "gpu_carry_ns"
+        case cpuCarryNanos = "cpu_carry_ns", gpuCarryNanos = "gpu_carry_ns", stoppedAt = "stopped_at", identity
     }
+
+    /// Whether the open period has anything to bill: time covered by samples, or usage (a
+    /// recreated cgroup counted from zero at the sample that started the period).
+    public var hasOpenPeriod: Bool {
+        lastBootNanos > period.spanStartBootNanos || period.usage.values.contains { $0 > 0 }
+    }
+
+    /// Whether the instance was running at the latest sample.
+    public var isRunning: Bool { stoppedAt == nil }
 
     /// The exact usage of `kind` accumulated in the open period.
     public func openUsage(_ kind: CounterKind) -> UInt64 { period.usage[kind] ?? 0 }

@@ -130,6 +130,16 @@ public struct AgentDatabase: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v4 instances registered over the API") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE instances (
+                        instance_id TEXT PRIMARY KEY,
+                        manifest TEXT NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -146,47 +156,57 @@ public struct AgentDatabase: Sendable {
         guard !commit.isEmpty else { return }
         if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes) }
         try write("commit metering step") { db in
-            for event in commit.events {
-                try db.execute(
+            // Cached statements: a host with 1,000 instances writes 1,000 checkpoints per sample.
+            if !commit.events.isEmpty {
+                let insert = try db.cachedStatement(
                     sql: """
                         INSERT INTO events (event_id, event_type, instance_id, period_start, period_end, payload, created_at)
                         VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [event.eventID, event.eventType, event.instanceID, event.periodStart, event.periodEnd,
-                                event.payload, now])
+                        """)
+                for event in commit.events {
+                    try insert.execute(
+                        arguments: [event.eventID, event.eventType, event.instanceID, event.periodStart, event.periodEnd,
+                                    event.payload, now])
+                }
             }
             for gap in commit.gaps {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO metering_gaps (instance_id, reason, from_time, to_time, detail, recorded_at)
                         VALUES (?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [gap.instanceID, gap.reason, gap.from, gap.to, gap.detail, now])
+                        """
+                ).execute(arguments: [gap.instanceID, gap.reason, gap.from, gap.to, gap.detail, now])
             }
             for baseline in commit.baselines {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO metering_baselines (instance_id, boot_id, wall_ns, counters, recorded_at)
                         VALUES (?, ?, ?, ?, ?)
-                        """,
+                        """
+                ).execute(
                     arguments: [baseline.instanceID, baseline.bootID, baseline.wallNanos,
                                 String(decoding: baseline.counters, as: UTF8.self), now])
             }
-            for checkpoint in commit.checkpoints {
-                try db.execute(
+            if !commit.checkpoints.isEmpty {
+                let upsert = try db.cachedStatement(
                     sql: """
                         INSERT INTO checkpoints (instance_id, format, state, updated_at) VALUES (?, ?, ?, ?)
                         ON CONFLICT (instance_id) DO UPDATE SET
                             format = excluded.format, state = excluded.state, updated_at = excluded.updated_at
-                        """,
-                    arguments: [checkpoint.instanceID, checkpoint.format, checkpoint.state, now])
+                        """)
+                for checkpoint in commit.checkpoints {
+                    try upsert.execute(arguments: [checkpoint.instanceID, checkpoint.format, checkpoint.state, now])
+                }
+            }
+            for instanceID in commit.removedCheckpoints {
+                try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE instance_id = ?").execute(arguments: [instanceID])
             }
             if let states = commit.thresholdStates {
                 try db.execute(sql: "DELETE FROM threshold_state")
+                let insert = try db.cachedStatement(
+                    sql: "INSERT INTO threshold_state (rule, instance_id, state) VALUES (?, ?, ?)")
                 for record in states {
-                    try db.execute(
-                        sql: "INSERT INTO threshold_state (rule, instance_id, state) VALUES (?, ?, ?)",
-                        arguments: [record.rule, record.instanceID, String(decoding: record.state, as: UTF8.self)])
+                    try insert.execute(arguments: [record.rule, record.instanceID, String(decoding: record.state, as: UTF8.self)])
                 }
             }
         }

@@ -75,20 +75,26 @@ public struct MeteringCommit: Sendable, Equatable {
     public var baselines: [BaselineRecord]
     /// The threshold evaluation state after this step, replacing the stored one; nil leaves it.
     public var thresholdStates: [ThresholdStateRecord]?
+    /// Instances removed with this step: their checkpoints go in the transaction that stores their
+    /// final periods.
+    public var removedCheckpoints: [String]
 
     public init(
         checkpoints: [CheckpointRecord] = [], events: [OutboxEvent] = [], gaps: [GapRecord] = [],
-        baselines: [BaselineRecord] = [], thresholdStates: [ThresholdStateRecord]? = nil
+        baselines: [BaselineRecord] = [], thresholdStates: [ThresholdStateRecord]? = nil,
+        removedCheckpoints: [String] = []
     ) {
         self.checkpoints = checkpoints
         self.events = events
         self.gaps = gaps
         self.baselines = baselines
         self.thresholdStates = thresholdStates
+        self.removedCheckpoints = removedCheckpoints
     }
 
     public var isEmpty: Bool {
         checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty && thresholdStates == nil
+            && removedCheckpoints.isEmpty
     }
 }
 

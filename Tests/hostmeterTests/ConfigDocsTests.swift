@@ -71,10 +71,12 @@ import Testing
         "interval_seconds": "60",
         "sample_seconds": "1",
         "state_dir": "/tmp/hostmeter-other",
+        "instances_dir": "/tmp/hostmeter-other/instances.d",
         "schema_version": nil,  // "1.0" is the only version
         "api.listen": "127.0.0.1:9999",
         "api.tokens_file": "/etc/hostmeter/tokens.yaml",
         "api.auth_health_and_metrics": "true",
+        "host.enabled": "false",
         "host.instance_id": "vm-1",
         "host.user_id": "user-1",
         "host.org_id": "org-1",

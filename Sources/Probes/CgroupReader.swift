@@ -113,7 +113,6 @@ public struct CgroupReader: Sendable {
         for component in components where component == "." || component == ".." {
             throw .invalid(path: path, reason: "a cgroup path may not contain '\(component)'")
         }
-        if components.count == 1 { return String(components[0]) }
         return components.joined(separator: "/")
     }
 

@@ -89,10 +89,12 @@ public struct MeteringRecorder: Sendable {
     /// state into the database in the same transaction as the period's usage, so a crash can neither
     /// lose an alert nor send it twice.
     ///
-    /// A checkpoint is written only when its instance's step closed a period, recorded a gap or a
-    /// baseline, or stopped: between those, a crash resumes from the previous checkpoint and bills
-    /// the same usage from its counters, so nothing is lost, and a host with 1,000 instances does
-    /// not rewrite 1,000 rows every sample.
+    /// The host's checkpoint is written every sample. An instance's is written when its step closed
+    /// a period, recorded a gap or a baseline, or stopped, and on shutdown (`flush`): between those,
+    /// a crash on the same boot resumes from the previous checkpoint and bills the same usage from
+    /// the counters, so nothing is lost, and a host with 1,000 instances does not rewrite 1,000 rows
+    /// every sample. The price: an unclean host reboot (power loss, panic) loses up to one period of
+    /// each instance's usage instead of one sample interval.
     public mutating func record(
         _ sample: HostSample, instances: [InstanceObservation] = [], gpus: [(uuid: String, busyNanoseconds: UInt64)] = [],
         rules: [ThresholdRule] = [], gauges: [ThresholdMetric: Double] = [:]
@@ -107,11 +109,11 @@ public struct MeteringRecorder: Sendable {
         var subjects: [ThresholdSubject] = []
         var advanced = Set<String>()
 
-        func apply(_ step: MeterStep, for identity: InstanceIdentity, previous: MeterState?) {
+        func apply(_ step: MeterStep, for identity: InstanceIdentity, previous: MeterState?, always: Bool = false) {
             var state = step.state
             state.identity = identity
             let id = identity.instanceID
-            if !step.events.isEmpty || !step.gaps.isEmpty || step.baseline != nil || previous == nil
+            if always || !step.events.isEmpty || !step.gaps.isEmpty || step.baseline != nil || previous == nil
                 || previous?.stoppedAt != state.stoppedAt || previous?.identity != identity
             {
                 changed.append(id)
@@ -129,7 +131,9 @@ public struct MeteringRecorder: Sendable {
             }
             let previous = states[identity.instanceID]
             let step = Meter.advance(previous, with: hostReading, identity: identity, configuration: configuration)
-            apply(step, for: identity, previous: previous)
+            // The host's one checkpoint is cheap: written every sample, so an unclean reboot loses
+            // at most one sample interval of its usage.
+            apply(step, for: identity, previous: previous, always: true)
             subjects += step.events.map { ThresholdSubject(event: $0, isHost: true, gauges: gauges) }
         }
 

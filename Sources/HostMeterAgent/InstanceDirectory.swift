@@ -28,6 +28,10 @@ public struct InstanceDirectory: Sendable {
     private struct Parsed {
         var stamp: Stamp
         var result: Result<InstanceManifest, ManifestProblem>
+        /// The file's last version that validated: kept in effect while a later edit is refused,
+        /// so a typo does not remove the VM (billing its final period) and re-add it from a new
+        /// baseline, losing the usage in between.
+        var lastValid: InstanceManifest?
     }
 
     private var cache: [String: Parsed] = [:]
@@ -37,12 +41,22 @@ public struct InstanceDirectory: Sendable {
     }
 
     /// What the directory holds now: valid manifests by file, in file-name order, and the files
-    /// refused with the field and line that is wrong. A missing directory holds no instances.
+    /// refused with the field and line that is wrong. A missing directory holds no instances; one
+    /// that cannot be listed (permissions, I/O) keeps the manifests of the last scan in effect.
     public mutating func scan() -> (manifests: [(file: String, manifest: InstanceManifest)], problems: [ManifestProblem]) {
         guard let directory = opendir(path) else {
-            cache = [:]
-            if errno == ENOENT { return ([], []) }
-            return ([], [ManifestProblem(file: path, message: "cannot list the directory: \(String(cString: strerror(errno)))")])
+            let reason = errno
+            if reason == ENOENT {
+                cache = [:]
+                return ([], [])
+            }
+            let kept = cache.keys.sorted().compactMap { file in cache[file]?.lastValid.map { (file: file, manifest: $0) } }
+            return (
+                kept,
+                [ManifestProblem(
+                    file: path,
+                    message: "cannot list the directory: \(String(cString: strerror(reason))); the last manifests read stay in effect")]
+            )
         }
         var names: [String] = []
         while let entry = readdir(directory) {
@@ -65,16 +79,24 @@ public struct InstanceDirectory: Sendable {
             let stamp = Stamp(
                 inode: UInt64(info.st_ino), size: Int64(info.st_size),
                 modifiedNanos: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
-            let parsed: Parsed
+            var parsed: Parsed
             if let cached = cache[file], cached.stamp == stamp {
                 parsed = cached
             } else {
-                parsed = Parsed(stamp: stamp, result: Self.load(file))
+                let result = Self.load(file)
+                parsed = Parsed(stamp: stamp, result: result, lastValid: try? result.get())
+                if parsed.lastValid == nil { parsed.lastValid = cache[file]?.lastValid }
             }
             seen[file] = parsed
             switch parsed.result {
-            case .success(let manifest): manifests.append((file, manifest))
-            case .failure(let problem): problems.append(problem)
+            case .success(let manifest):
+                manifests.append((file, manifest))
+            case .failure(var problem):
+                if let lastValid = parsed.lastValid {
+                    manifests.append((file, lastValid))
+                    problem.message += "; its last valid version stays in effect"
+                }
+                problems.append(problem)
             }
         }
         cache = seen

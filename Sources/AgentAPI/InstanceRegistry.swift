@@ -85,7 +85,7 @@ public final class InstanceRegistry: Sendable {
     /// (written by another version) is an error naming the instance and field.
     public convenience init(database: AgentDatabase?, reserved: Set<String> = []) throws(OutboxError) {
         var entries = Entries()
-        for stored in try database?.storedInstances() ?? [] {
+        for stored in try database?.storedInstances() ?? [] where !reserved.contains(stored.instanceID) {
             do {
                 entries.api[stored.instanceID] = try InstanceManifest.decode(json: stored.manifest)
             } catch {

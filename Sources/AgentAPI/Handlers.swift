@@ -33,7 +33,7 @@ struct Handlers: Sendable {
             // A user sees their own instances and nothing of the host or of others.
             showHost = false
             if let userID, userID != own { throw APIError(.notFound, "no instances of user \"\(userID)\"") }
-            instances = instances.filter { $0.userID == own }
+            instances = instances.filter { $0.userID == own && !$0.isHost }
         }
         if let instanceID {
             instances = instances.filter { $0.instanceID == instanceID }

@@ -184,9 +184,9 @@ public final class InstanceRegistry: Sendable {
             throw .store(error)
         }
         return entries.withLock { entries in
-            let isNew = entries.api.updateValue(manifest, forKey: id) == nil
-            entries.generation &+= 1
-            return isNew
+            let previous = entries.api.updateValue(manifest, forKey: id)
+            if previous != manifest { entries.generation &+= 1 }
+            return previous == nil
         }
     }
 

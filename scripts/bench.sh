@@ -8,6 +8,12 @@
 #                             GET /get of a running agent (release build, loopback) with wrk, 8
 #                             connections on 2 threads; prints requests/s, p50/p99 and the agent's
 #                             memory (VmRSS, RssAnon, RssFile) before and after
+#   scripts/bench.sh instances [ARGS]
+#                             1,000 generated VMs (cgroup, tap, sparse image, manifest each) sampled,
+#                             metered and stored per period: CPU per period against the 1 % target,
+#                             µs per instance, and RssAnon per instance; as lines, for the v2 and the
+#                             v1 cgroup layout (ARGS go to `hostmeter-bench instances`: --count,
+#                             --periods, --layout for one layout only, --json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +42,19 @@ if [[ "${1:-}" == "api" ]]; then
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   printf '{"route": "/get", "body_bytes": %s, "connections": 8, "seconds": %s, "requests_per_second": %s, "p50": "%s", "p99": "%s", "memory_before": {%s}, "memory_after": {%s}}\n' \
     "$body" "$seconds" "$rps" "$p50" "$p99" "$before" "$after"
+  exit 0
+fi
+if [[ "${1:-}" == "instances" ]]; then
+  shift
+  # BENCH_SCRATCH: another build folder to reuse instead of .build.
+  scratch=${BENCH_SCRATCH:-.build}
+  swift build -c release --scratch-path "$scratch" --product hostmeter-bench >&2
+  if [[ " $* " == *" --layout "* ]]; then
+    exec "$scratch/release/hostmeter-bench" instances "$@"
+  fi
+  for layout in v2 v1; do
+    "$scratch/release/hostmeter-bench" instances --layout "$layout" "$@"
+  done
   exit 0
 fi
 swift build -c release --product hostmeter-bench >&2

@@ -8,7 +8,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hostmeter-bench",
         abstract: "Measure hostmeter's hot paths and print the figures as JSON.",
-        subcommands: [SampleBench.self, PeriodBench.self, OutboxBench.self, ThresholdBench.self, GPUBench.self],
+        subcommands: [
+            SampleBench.self, PeriodBench.self, OutboxBench.self, ThresholdBench.self, GPUBench.self, InstanceBench.self,
+        ],
         defaultSubcommand: SampleBench.self
     )
 }

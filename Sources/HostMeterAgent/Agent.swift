@@ -78,7 +78,8 @@ public enum Agent {
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
-            thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances)
+            thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances,
+            instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds)
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(

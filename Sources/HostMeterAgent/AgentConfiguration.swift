@@ -79,6 +79,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// How often the host is sampled within a period: memory is averaged over these samples.
     /// Default: the interval, but at most 5 s.
     public var sampleSeconds: Int?
+    /// `instance_sample_seconds`: how often instances are probed (nil: the default below).
+    public var instanceSampleSeconds: Int?
     public var stateDirectory = "/var/lib/hostmeter"
     /// `instances_dir`: one manifest file per metered instance (VM).
     public var instancesDirectory = "/etc/hostmeter/instances.d"
@@ -102,6 +104,14 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// The sampling cadence actually used.
     public var effectiveSampleSeconds: Int { sampleSeconds ?? min(intervalSeconds, 5) }
+    /// How often instances are probed: by default the largest multiple of the sample cadence
+    /// that is at most min(interval_seconds, 15) — twice per 30 s period. Probing 1,000 VMs costs
+    /// ~40 ms of CPU, so probing them every 5 s would take more than 1 % of a core.
+    public var effectiveInstanceSampleSeconds: Int {
+        if let instanceSampleSeconds { return instanceSampleSeconds }
+        let sample = effectiveSampleSeconds
+        return max(sample, min(intervalSeconds, 15) / sample * sample)
+    }
     /// The host instance's id.
     public var hostInstanceID: String { host.instanceID ?? hostID }
     /// The database file.
@@ -174,6 +184,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         let keys = try root.mapping(allowed: [
             "host_id", "interval_seconds", "sample_seconds", "state_dir", "schema_version", "api", "host", "sink",
             "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes", "gpu", "instances_dir",
+            "instance_sample_seconds",
         ])
         func node(_ name: String) -> ConfigNode { keys[name] ?? root.child(name) }
 
@@ -185,6 +196,16 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw sample.error("must not be longer than interval_seconds (\(intervalSeconds))")
             }
             sampleSeconds = value
+        }
+        if let instanceSample = keys["instance_sample_seconds"], !instanceSample.isNull {
+            let value = try instanceSample.int(default: 15, in: 1...3600)
+            guard value <= intervalSeconds else {
+                throw instanceSample.error("must not be longer than interval_seconds (\(intervalSeconds))")
+            }
+            guard value % effectiveSampleSeconds == 0 else {
+                throw instanceSample.error("must be a multiple of sample_seconds (\(effectiveSampleSeconds))")
+            }
+            instanceSampleSeconds = value
         }
         stateDirectory = try node("state_dir").string(default: stateDirectory)
         guard !stateDirectory.isEmpty else { throw node("state_dir").error("must not be empty") }

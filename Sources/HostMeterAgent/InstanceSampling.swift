@@ -88,7 +88,8 @@ public struct InstanceSampling: Sendable {
                     gauges: Self.gauges(reading, previous: previous[id], cgroup: result.cgroup)))
         }
         previous = current
-        for id in wasRunning.keys where !instances.contains(where: { $0.manifest.instanceID == id }) {
+        let registered = Set(instances.map(\.manifest.instanceID))
+        for id in wasRunning.keys where !registered.contains(id) {
             wasRunning[id] = nil
             reportedErrors[id] = nil
             logger.notice("instance removed; its final period is billed", metadata: ["instance.id": "\(id)"])

@@ -74,7 +74,8 @@ public struct MeteringRecorder: Sendable {
         self.thresholdStates = thresholdStates
     }
 
-    /// Meters `sample` for the host instance (when `meterHost`) and `instances` for theirs, and
+    /// Meters `sample` for the host instance (when `meterHost`) and `instances` for theirs (nil: the
+    /// instances were not probed with this sample; they are left as they are), and
     /// stores the result in one transaction. A sample without a boot ID cannot be metered and is
     /// skipped (nil).
     ///
@@ -96,7 +97,7 @@ public struct MeteringRecorder: Sendable {
     /// every sample. The price: an unclean host reboot (power loss, panic) loses up to one period of
     /// each instance's usage instead of one sample interval.
     public mutating func record(
-        _ sample: HostSample, instances: [InstanceObservation] = [], gpus: [(uuid: String, busyNanoseconds: UInt64)] = [],
+        _ sample: HostSample, instances observed: [InstanceObservation]? = nil, gpus: [(uuid: String, busyNanoseconds: UInt64)] = [],
         rules: [ThresholdRule] = [], gauges: [ThresholdMetric: Double] = [:]
     ) throws(OutboxError) -> RecordedStep? {
         guard var hostReading = InstanceReading.host(sample) else { return nil }
@@ -137,6 +138,7 @@ public struct MeteringRecorder: Sendable {
             subjects += step.events.map { ThresholdSubject(event: $0, isHost: true, gauges: gauges) }
         }
 
+        let instances = observed ?? []
         var present = Set<String>()
         for instance in instances where instance.identity.instanceID != identity.instanceID {
             let id = instance.identity.instanceID
@@ -157,7 +159,8 @@ public struct MeteringRecorder: Sendable {
 
         // Instances with a checkpoint that are no longer registered were removed.
         var removed: [String] = []
-        for (id, state) in states where !present.contains(id) && !(meterHost && id == identity.instanceID) {
+        for (id, state) in states
+        where observed != nil && !present.contains(id) && !(meterHost && id == identity.instanceID) {
             // Billed to whom it last belonged; a checkpoint from before identities were kept is
             // the host's.
             let owner = state.identity ?? InstanceIdentity(instanceID: id, userID: identity.userID, orgID: identity.orgID)

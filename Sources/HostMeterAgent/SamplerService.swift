@@ -24,12 +24,15 @@ public struct SamplerService: Service {
     let gpus: GPUSampler?
     let notifier: AlertmanagerNotifier?
     let instances: InstanceSampling?
+    /// Instances are probed on the first sample of each slot of this many seconds.
+    let instanceSampleSeconds: Int
 
     public init(
         sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
         metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
-        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil
+        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil
     ) {
+        self.instanceSampleSeconds = max(1, instanceSampleSeconds ?? sampleSeconds)
         self.instances = instances
         self.sampler = sampler
         self.recorder = recorder
@@ -45,6 +48,8 @@ public struct SamplerService: Service {
     public func run() async throws {
         var recorder = recorder
         var instances = instances
+        var lastInstanceSlot: Int64?
+        var statuses: [InstanceStatus] = []
         var publisher = SnapshotPublisher(state: state, metrics: metrics)
         var reportedFailures = Set<String>()
         var reportedStoreError: String?
@@ -53,8 +58,16 @@ public struct SamplerService: Service {
             let started = ContinuousClock.now
             let sample = sampler.sample()
             let gpuSnapshot = gpus?.sample()
-            let observed = instances?.observe(
-                time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes, gpus: gpuSnapshot)
+            // Instances are probed once per slot of instance_sample_seconds (the first sample in it).
+            let slot = sample.time.wallNanos / 1_000_000_000 / Int64(instanceSampleSeconds)
+            var observed: (observations: [InstanceObservation], statuses: [InstanceStatus])?
+            if slot != lastInstanceSlot {
+                observed = instances?.observe(
+                    time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes,
+                    gpus: gpuSnapshot)
+                if let observed { statuses = observed.statuses }
+                lastInstanceSlot = slot
+            }
             let elapsed = ContinuousClock.now - started
             let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000
                 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
@@ -63,7 +76,7 @@ public struct SamplerService: Service {
             var storeError: OutboxError?
             do {
                 recorded = try recorder.record(
-                    sample, instances: observed?.observations ?? [], gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
+                    sample, instances: observed?.observations, gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
                     gauges: ThresholdGauges.values(sample: sample, gpus: gpuSnapshot, outbox: state.snapshot.outbox))
                 if reportedStoreError != nil {
                     logger.notice("metering steps are stored again")
@@ -120,7 +133,7 @@ public struct SamplerService: Service {
             }
             publisher.publish(
                 sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
-                recorder: recorder, outbox: outbox, instances: observed?.statuses ?? [],
+                recorder: recorder, outbox: outbox, instances: statuses,
                 manifestProblems: instances?.registry.problems.count ?? 0)
             try? await cancelWhenGracefulShutdown { [sampleSeconds] in
                 try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))

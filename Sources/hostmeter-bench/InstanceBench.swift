@@ -49,6 +49,9 @@ struct InstanceBench: ParsableCommand {
     @Option(help: "Seconds between samples (sample_seconds); must divide the interval.")
     var sampleSeconds = 5
 
+    @Option(help: "Seconds between probes of the instances (instance_sample_seconds; default as the agent's: min(interval, 15) rounded down to a multiple of sample_seconds); must divide the interval.")
+    var instanceSampleSeconds: Int?
+
     @Option(help: "Instance counts to measure memory at, comma-separated, each in its own process (default: 0, count/10, count/2, count).")
     var memoryCounts: String?
 
@@ -210,6 +213,10 @@ struct InstanceBench: ParsableCommand {
             encoder: UsageEventEncoder())
 
         let perPeriod = intervalSeconds / sampleSeconds
+        let instanceSeconds = instanceSampleSeconds ?? max(sampleSeconds, min(intervalSeconds, 15) / sampleSeconds * sampleSeconds)
+        guard instanceSeconds % sampleSeconds == 0, intervalSeconds % instanceSeconds == 0 else {
+            throw BenchFailure("--instance-sample-seconds must be a multiple of --sample-seconds and divide the interval")
+        }
         // Sample 0 takes every baseline, the first period is warm-up, then `periods` are measured.
         let total = 1 + perPeriod * (1 + periods)
         var first = SampleCost(closing: false)
@@ -225,11 +232,15 @@ struct InstanceBench: ParsableCommand {
             let processStart = Self.processCPUNanos()
             let cpuStart = HostClock.threadCPUNanos()
             let wallStart = HostClock.monotonicNanos()
-            let observed = sampling.observe(
-                time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: Self.hostMemoryBytes, gpus: nil)
+            // As SamplerService: instances are probed on the samples of instance_sample_seconds only.
+            let probesInstances = (index * sampleSeconds) % instanceSeconds == 0
+            let observed = probesInstances
+                ? sampling.observe(
+                    time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: Self.hostMemoryBytes, gpus: nil)
+                : nil
             let cpuObserved = HostClock.threadCPUNanos()
             let wallObserved = HostClock.monotonicNanos()
-            let step = try recorder.record(sample, instances: observed.observations)
+            let step = try recorder.record(sample, instances: observed?.observations)
             let cpuRecorded = HostClock.threadCPUNanos()
             let wallRecorded = HostClock.monotonicNanos()
             _ = try recorder.database.stats()
@@ -243,7 +254,9 @@ struct InstanceBench: ParsableCommand {
             cost.statsCPU = cpuEnd - cpuRecorded
             cost.statsWall = wallEnd - wallRecorded
 
-            if index == 0 { try Self.check(observed.observations, statuses: observed.statuses, count: host.count) }
+            if index == 0, let observed {
+                try Self.check(observed.observations, statuses: observed.statuses, count: host.count)
+            }
             if closing {
                 // Every instance and the host close one period, or the generated host is not read right.
                 eventsPerClosing = step?.events.count ?? 0
@@ -459,6 +472,7 @@ struct InstanceBench: ParsableCommand {
                 String(periods), "--interval-seconds", String(intervalSeconds), "--sample-seconds", String(sampleSeconds),
             ]
             if noDrain { arguments.append("--no-drain") }
+            if let instanceSampleSeconds { arguments += ["--instance-sample-seconds", String(instanceSampleSeconds)] }
             if let workDirectory { arguments += ["--work-directory", workDirectory] }
             if let treeDirectory { arguments += ["--tree-directory", treeDirectory] }
             process.arguments = arguments
@@ -518,6 +532,7 @@ struct InstanceBench: ParsableCommand {
         var periods: Int
         var intervalSeconds: Int
         var sampleSeconds: Int
+        var instanceSampleSeconds: Int
         var outboxDrained: Bool
         var treeFilesystem: String
         var databaseFilesystem: String
@@ -554,6 +569,7 @@ struct InstanceBench: ParsableCommand {
         enum CodingKeys: String, CodingKey {
             case benchmark, count, layout, periods, breakdown, memory
             case cgroupLayout = "cgroup_layout", intervalSeconds = "interval_seconds", sampleSeconds = "sample_seconds"
+            case instanceSampleSeconds = "instance_sample_seconds"
             case outboxDrained = "outbox_drained", generationSeconds = "generation_seconds"
             case treeFilesystem = "tree_filesystem", databaseFilesystem = "database_filesystem"
             case eventsPerClosingSample = "events_per_closing_sample", outboxPendingAtEnd = "outbox_pending_at_end"
@@ -595,6 +611,8 @@ struct InstanceBench: ParsableCommand {
             periods = bench.periods
             intervalSeconds = bench.intervalSeconds
             sampleSeconds = bench.sampleSeconds
+            instanceSampleSeconds = bench.instanceSampleSeconds
+                ?? max(bench.sampleSeconds, min(bench.intervalSeconds, 15) / bench.sampleSeconds * bench.sampleSeconds)
             outboxDrained = !bench.noDrain
             self.generationSeconds = generationSeconds
             eventsPerClosingSample = result.eventsPerClosingSample
@@ -635,7 +653,7 @@ struct InstanceBench: ParsableCommand {
             }
             let perInstance = Double(max(1, count))
             var lines = [
-                "instances: \(count), cgroup \(layout.rawValue) (\(cgroupLayout)); \(periods) measured periods of \(intervalSeconds) s after one warm-up, a sample every \(sampleSeconds) s (\(intervalSeconds / sampleSeconds) per period); outbox \(outboxDrained ? "drained after each period" : "not drained"), \(outboxPendingAtEnd) events pending at the end, database \(databaseBytes / 1024) KiB on \(databaseFilesystem) (synchronous FULL, WAL); generated files on \(treeFilesystem), in \(String(format: "%.1f", generationSeconds)) s",
+                "instances: \(count), cgroup \(layout.rawValue) (\(cgroupLayout)); \(periods) measured periods of \(intervalSeconds) s after one warm-up, a sample every \(sampleSeconds) s (\(intervalSeconds / sampleSeconds) per period), instances probed every \(instanceSampleSeconds) s; outbox \(outboxDrained ? "drained after each period" : "not drained"), \(outboxPendingAtEnd) events pending at the end, database \(databaseBytes / 1024) KiB on \(databaseFilesystem) (synchronous FULL, WAL); generated files on \(treeFilesystem), in \(String(format: "%.1f", generationSeconds)) s",
                 String(
                     format: "CPU per period for %d instances: %.1f ms (target < %.0f ms) — %.3f %% of one core; max %.1f ms; process CPU %.1f ms; wall %.1f ms",
                     count, cpuPerPeriodMedianMilliseconds, targetCPUPerPeriodMilliseconds, percentOfOneCore,

@@ -183,6 +183,24 @@ import UsageModel
         #expect(events.filter { $0.instanceID == "h1" }.count <= 1)
     }
 
+    @Test func aSampleWithoutInstanceProbesLeavesTheInstancesAsTheyAre() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var recorder = try recorder(scratch.path)
+        _ = try recorder.record(Self.hostSample(2_000, ticks: 0), instances: [observation(vm1, 2_000, cpuSeconds: 0)])
+        // Host-only samples between instance probes (instance_sample_seconds > sample_seconds).
+        for second in [Int64(2_005), 2_010, 2_011] {
+            let step = try #require(try recorder.record(Self.hostSample(second, ticks: UInt64(second - 2_000) * 10)))
+            #expect(!step.events.contains { $0.instanceID == "vm-1" })
+        }
+        #expect(recorder.states["vm-1"] != nil)
+        #expect(try recorder.database.checkpoints()["vm-1"] != nil)
+        // The next probe closes its period with everything since its baseline.
+        let step = try #require(
+            try recorder.record(Self.hostSample(2_015, ticks: 150), instances: [observation(vm1, 2_015, cpuSeconds: 7)]))
+        #expect(step.events.first { $0.instanceID == "vm-1" }?.metrics.cpuSeconds == 7)
+    }
+
     @Test func checkpointsAreWrittenWhenSomethingHappensNotEverySample() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }

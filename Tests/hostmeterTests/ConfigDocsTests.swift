@@ -72,6 +72,7 @@ import Testing
         "sample_seconds": "1",
         "state_dir": "/tmp/hostmeter-other",
         "instances_dir": "/tmp/hostmeter-other/instances.d",
+        "instance_sample_seconds": "5",
         "schema_version": nil,  // "1.0" is the only version
         "api.listen": "127.0.0.1:9999",
         "api.tokens_file": "/etc/hostmeter/tokens.yaml",

@@ -444,6 +444,7 @@ enum InstanceKernelFixtures {
                 host_id: instance-kernel-test
                 interval_seconds: \(Self.intervalSeconds)
                 sample_seconds: 1
+                instance_sample_seconds: 1
                 state_dir: \(stateDirectory.path)
                 instances_dir: \(instancesDirectory.path)
                 api:

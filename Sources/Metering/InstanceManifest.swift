@@ -48,7 +48,7 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
         try Self.checkIdentifier(userID, field: "user_id")
         if let orgID { try Self.checkIdentifier(orgID, field: "org_id") }
         if let cgroup {
-            let parts = cgroup.split(separator: "/", omittingEmptySubsequences: true)
+            let parts = Self.pathComponents(cgroup)
             guard !parts.isEmpty, cgroup.utf8.count <= 4096, !cgroup.utf8.contains(0),
                 !parts.contains(where: { $0 == "." || $0 == ".." })
             else {
@@ -68,8 +68,8 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
                 && !name.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 0x20 || $0 == 0x7f })
         } message: { "must be an interface name of 1 to 15 bytes without /, : or whitespace" }
         try Self.checkList(disks, field: "disks") { path in
-            path.hasPrefix("/") && path.utf8.count <= 4096 && !path.utf8.contains(0)
-                && !path.split(separator: "/").contains("..")
+            path.utf8.first == UInt8(ascii: "/") && path.utf8.count <= 4096 && !path.utf8.contains(0)
+                && !Self.pathComponents(path).contains("..")
         } message: { "must be an absolute path to an image file or block device, without .. parts" }
         try Self.checkList(gpus, field: "gpus") { gpu in
             (!gpu.isEmpty && gpu.utf8.count <= 96 && gpu.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f })
@@ -77,6 +77,13 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
         guard (1...Self.maxVCPUs).contains(vcpus) else {
             throw InstanceManifestError(field: "vcpus", message: "must be a whole number from 1 to \(Self.maxVCPUs)")
         }
+    }
+
+    /// A path's components split at the byte '/', as the kernel walks it. Splitting the String
+    /// would split at Characters, and '/' followed by a combining mark is one Character, so
+    /// "../\u{301}x" would hide its "..".
+    static func pathComponents(_ path: String) -> [String] {
+        path.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Ids go into event ids and labels: non-empty, at most 256 bytes, no control characters (the

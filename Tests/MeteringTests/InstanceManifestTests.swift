@@ -104,6 +104,8 @@ import Testing
         (#"{"instance_id": null, "user_id": "u", "cgroup": "vm.scope"}"#, "instance_id"),
         // Where it is metered
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "machine.slice/../system.slice"}"#, "cgroup"),
+        // A combining mark after the '/' makes "/\u0301" one Character: still a ".." to the kernel.
+        (#"{"instance_id": "vm", "user_id": "u", "cgroup": "../\u0301x"}"#, "cgroup"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": ".."}"#, "cgroup"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "./vm.scope"}"#, "cgroup"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "/"}"#, "cgroup"),
@@ -119,6 +121,7 @@ import Testing
         (#"{"instance_id": "vm", "user_id": "u", "interfaces": ["tap0", "tap1", "tap0"]}"#, "interfaces[2]"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "disks": ["images/vm.qcow2"]}"#, "disks[0]"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "disks": ["/a.img", "/var/../etc/shadow"]}"#, "disks[1]"),
+        (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "disks": ["/var/../\u0301etc/shadow"]}"#, "disks[0]"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "disks": ["/a.img", "/a.img"]}"#, "disks[1]"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "gpus": ["GPU 0"]}"#, "gpus[0]"),
         (#"{"instance_id": "vm", "user_id": "u", "cgroup": "vm.scope", "gpus": [""]}"#, "gpus[0]"),

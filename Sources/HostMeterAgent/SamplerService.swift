@@ -49,7 +49,6 @@ public struct SamplerService: Service {
         var recorder = recorder
         var instances = instances
         var lastInstanceSlot: Int64?
-        var statuses: [InstanceStatus] = []
         var publisher = SnapshotPublisher(state: state, metrics: metrics)
         var reportedFailures = Set<String>()
         var reportedStoreError: String?
@@ -65,7 +64,6 @@ public struct SamplerService: Service {
                 observed = instances?.observe(
                     time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes,
                     gpus: gpuSnapshot)
-                if let observed { statuses = observed.statuses }
                 lastInstanceSlot = slot
             }
             let elapsed = ContinuousClock.now - started
@@ -133,7 +131,7 @@ public struct SamplerService: Service {
             }
             publisher.publish(
                 sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
-                recorder: recorder, outbox: outbox, instances: statuses,
+                recorder: recorder, outbox: outbox, instances: observed?.statuses,
                 manifestProblems: instances?.registry.problems.count ?? 0)
             try? await cancelWhenGracefulShutdown { [sampleSeconds] in
                 try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))

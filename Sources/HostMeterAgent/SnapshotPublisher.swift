@@ -13,6 +13,9 @@ struct SnapshotPublisher {
     let state: AgentState
     let metrics: AgentMetrics
     private var previous: HostSample?
+    /// The instances' views as of their latest probe: encoding 1,000 of them costs tens of
+    /// milliseconds, so they are rebuilt only when the instances were probed.
+    private var instanceViews: [InstanceView] = []
 
     init(state: AgentState, metrics: AgentMetrics) {
         self.state = state
@@ -31,7 +34,7 @@ struct SnapshotPublisher {
     /// `storeError`); `recorder` holds the checkpoints after it.
     mutating func publish(
         _ sample: HostSample, gpus: GPUSnapshot?, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
-        recorder: MeteringRecorder, outbox: OutboxStats?, instances: [InstanceStatus] = [], manifestProblems: Int = 0
+        recorder: MeteringRecorder, outbox: OutboxStats?, instances: [InstanceStatus]? = nil, manifestProblems: Int = 0
     ) {
         let rates = previous.flatMap { HostRates(from: $0, to: sample) }
         previous = sample
@@ -49,7 +52,7 @@ struct SnapshotPublisher {
             Meter.periodSoFar($0, identity: identity, configuration: recorder.configuration)
         }
         var views: [InstanceView] = []
-        views.reserveCapacity(instances.count + 1)
+        views.reserveCapacity(instanceViews.count + 1)
         if recorder.meterHost {
             views.append(
                 InstanceView(
@@ -57,20 +60,10 @@ struct SnapshotPublisher {
                     running: sample.bootID != nil && sample.cpu != nil,
                     gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar))
         }
-        for instance in instances {
-            let id = instance.identity.instanceID
-            let state = recorder.states[id]
-            var gauges = instance.gauges
-            gauges.periodCPUSeconds = state.map { Double($0.openUsage(.cpuNanoseconds)) / 1e9 }
-            views.append(
-                InstanceView(
-                    instanceID: id, userID: instance.identity.userID, orgID: instance.identity.orgID, isHost: false,
-                    running: instance.running, gauges: gauges,
-                    periodSoFar: state.flatMap {
-                        Meter.periodSoFar($0, identity: instance.identity, configuration: recorder.configuration)
-                    },
-                    missing: instance.missing))
+        if let instances {
+            instanceViews = Self.views(instances, recorder: recorder)
         }
+        views += instanceViews
         let hostJSON = (try? Self.encoder.encode(HostSampleReport(sample: sample, rates: rates))).map { Array($0) }
         let cpus = sample.cpu.map { max(1, $0.perCPU.count) }
         let gpusJSON = gpus.flatMap { try? Self.encoder.encode($0.gpus) }.map { Array($0) } ?? Array("[]".utf8)
@@ -103,6 +96,27 @@ struct SnapshotPublisher {
                 snapshot.storeError = nil
             }
         }
+    }
+
+    /// The views of the instances as just probed, with what their open periods would bill now.
+    static func views(_ instances: [InstanceStatus], recorder: MeteringRecorder) -> [InstanceView] {
+        var views: [InstanceView] = []
+        views.reserveCapacity(instances.count)
+        for instance in instances {
+            let id = instance.identity.instanceID
+            let state = recorder.states[id]
+            var gauges = instance.gauges
+            gauges.periodCPUSeconds = state.map { Double($0.openUsage(.cpuNanoseconds)) / 1e9 }
+            views.append(
+                InstanceView(
+                    instanceID: id, userID: instance.identity.userID, orgID: instance.identity.orgID, isHost: false,
+                    running: instance.running, gauges: gauges,
+                    periodSoFar: state.flatMap {
+                        Meter.periodSoFar($0, identity: instance.identity, configuration: recorder.configuration)
+                    },
+                    missing: instance.missing))
+        }
+        return views
     }
 
     static func hostGauges(_ sample: HostSample, rates: HostRates?, state: MeterState?) -> InstanceGauges {

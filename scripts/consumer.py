@@ -436,6 +436,9 @@ class Consumer:
         self.control_port = 0
         self._main: LoopbackHTTPServer | None = None
         self._main_thread: threading.Thread | None = None
+        # While refusing: the port stays bound (without listen, so connections are refused) and
+        # no other process on the machine can be given it in the meantime.
+        self._placeholder: socket.socket | None = None
         self._control: LoopbackHTTPServer | None = None
         self._control_thread: threading.Thread | None = None
 
@@ -478,6 +481,23 @@ class Consumer:
         if thread is not None:
             thread.join(timeout=5)
 
+    def _hold_port(self) -> None:
+        """Keep the closed main port bound, not listening; caller holds ``_listener_lock``."""
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind((HOST, self.port))
+        except OSError:
+            holder.close()
+            return
+        self._placeholder = holder
+
+    def _release_port(self) -> None:
+        """Let go of the held port just before re-opening it; caller holds ``_listener_lock``."""
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+
     def _reopen_main(self) -> None:
         """Re-open the main port on the same port number, retrying a bounded number of times."""
         last: OSError | None = None
@@ -507,6 +527,7 @@ class Consumer:
         self._stopping.set()
         with self._listener_lock:
             self._close_main()
+            self._release_port()
         if self._control is not None:
             self._control.shutdown()
             self._control.server_close()
@@ -524,7 +545,9 @@ class Consumer:
             listening = self._main is not None
             if mode.name == "refuse" and listening:
                 self._close_main()
+                self._hold_port()
             elif mode.name != "refuse" and not listening:
+                self._release_port()
                 self._reopen_main()
             with self._lock:
                 self._mode = mode

@@ -108,12 +108,16 @@ public struct CgroupReader: Sendable {
 
     /// `path` without leading or doubled slashes, refusing `.` and `..` components that would leave
     /// the hierarchy.
+    ///
+    /// Split at the byte '/', as the kernel walks a path: a String splits at Characters, and a '/'
+    /// followed by a combining mark is one Character, so "/\u{301}" kept its leading '/' and
+    /// "../\u{301}x" its `..` (fuzz target cgroup_path; see FuzzRegressionTests).
     static func normalize(_ path: String) throws(ProbeError) -> String {
-        let components = path.split(separator: "/")
-        for component in components where component == "." || component == ".." {
-            throw .invalid(path: path, reason: "a cgroup path may not contain '\(component)'")
+        let components = path.utf8.split(separator: UInt8(ascii: "/"))
+        for component in components where component.elementsEqual(".".utf8) || component.elementsEqual("..".utf8) {
+            throw .invalid(path: path, reason: "a cgroup path may not contain '\(String(decoding: component, as: UTF8.self))'")
         }
-        return components.joined(separator: "/")
+        return components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
     }
 
     /// The usage of the cgroup at `path`, relative to the hierarchies' roots as /proc/PID/cgroup

@@ -12,6 +12,8 @@ if (( want_test )); then
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
   # (prometheus), and adduser for the package's postinst.
   debs+=(dpkg-dev lintian systemd prometheus adduser)
+  # scripts/chaos.sh: libfaketime steps the agent's wall clock (and only the agent's).
+  debs+=(faketime)
 fi
 
 missing=()

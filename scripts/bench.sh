@@ -1,5 +1,16 @@
 #!/usr/bin/env bash
-# Builds hostmeter-bench in release mode and prints its figures as JSON.
+# Builds hostmeter and hostmeter-bench in release mode and prints their figures as JSON.
+# BENCH_SCRATCH: the build folder to use instead of .build (e.g. .build-bench, .build-static).
+#   scripts/bench.sh [report] (the default) one JSON report on stdout (also to the file BENCH_OUT when
+#                             set), progress on stderr: host sample CPU, period close, outbox enqueue
+#                             and drain (file and HTTP), 1,000 instances (v2), /get with wrk, and a
+#                             real `hostmeter run` at sample_seconds 1: RSS at rest and after an hour's
+#                             periods (BENCH_HOUR_PERIODS, 120), CPU per sample and per /metrics
+#                             scrape; then Debian's prometheus-node-exporter with the matching
+#                             collectors on 127.0.0.1: CPU per scrape and RSS; and the ratios
+#                             node_exporter ÷ hostmeter, also as a table on stderr. Installs wrk,
+#                             prometheus-node-exporter (its service is not used) and cloudevents.
+#                             Other settings: scripts/bench_report.py
 #   scripts/bench.sh sample   one full host sample
 #   scripts/bench.sh period   closing a period, with and without its SQLite transaction
 #   scripts/bench.sh outbox   enqueue rates, and the drain rate over HTTP to a loopback consumer
@@ -15,14 +26,33 @@
 #                             v1 cgroup layout (ARGS go to `hostmeter-bench instances`: --count,
 #                             --periods, --layout for one layout only, --json)
 set -euo pipefail
+# BENCH_OUT is named from where the script was started.
+[[ -n "${BENCH_OUT:-}" ]] && BENCH_OUT=$(realpath -m -- "$BENCH_OUT") && export BENCH_OUT
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
+scratch=${BENCH_SCRATCH:-.build}
 
+if [[ "${1:-report}" == "report" ]]; then
+  if (( $# )); then shift; fi
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  for package in wrk prometheus-node-exporter; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" && continue
+    echo "bench: installing $package" >&2
+    # Where a policy-rc.d or the absence of systemd does not stop it, the package's own service
+    # starts on :9100; the report starts and measures its own instance only.
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$package" >/dev/null \
+      || { "${sudo_cmd[@]}" apt-get update -qq \
+           && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$package" >/dev/null; }
+  done
+  python3 -c 'import cloudevents' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check cloudevents
+  swift build -c release --scratch-path "$scratch" --product hostmeter >&2
+  swift build -c release --scratch-path "$scratch" --product hostmeter-bench >&2
+  exec python3 scripts/bench_report.py --bin "$scratch/release" "$@"
+fi
 if [[ "${1:-}" == "api" ]]; then
   command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  # BENCH_SCRATCH: another build folder (e.g. .build-static) to reuse instead of .build.
-  scratch=${BENCH_SCRATCH:-.build}
   swift build -c release --scratch-path "$scratch" --product hostmeter >&2
   seconds=${2:-10}
   work=$(mktemp -d)
@@ -46,8 +76,6 @@ if [[ "${1:-}" == "api" ]]; then
 fi
 if [[ "${1:-}" == "instances" ]]; then
   shift
-  # BENCH_SCRATCH: another build folder to reuse instead of .build.
-  scratch=${BENCH_SCRATCH:-.build}
   swift build -c release --scratch-path "$scratch" --product hostmeter-bench >&2
   if [[ " $* " == *" --layout "* ]]; then
     exec "$scratch/release/hostmeter-bench" instances "$@"
@@ -57,8 +85,8 @@ if [[ "${1:-}" == "instances" ]]; then
   done
   exit 0
 fi
-swift build -c release --product hostmeter-bench >&2
-bench=.build/release/hostmeter-bench
+swift build -c release --scratch-path "$scratch" --product hostmeter-bench >&2
+bench=$scratch/release/hostmeter-bench
 
 if [[ "${1:-}" == "outbox" && " $* " != *" --consumer-url "* ]]; then
   python3 -c 'import cloudevents' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check cloudevents

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 swift build --build-tests
 swift test --skip-build "$@"
+# The short chaos run (docs/RELIABILITY.md): about 2 minutes of kills and faults against the real
+# agent and a loopback consumer. CHAOS=0 leaves it out of a quick local run.
+[[ ${CHAOS:-1} == 0 ]] || scripts/chaos.sh short
 # The Debian package, unit, alert rules and dashboard (a static release build: minutes the first
 # time). PACKAGE_TEST=0 leaves it out of a quick local run.
 [[ ${PACKAGE_TEST:-1} == 0 ]] || scripts/package-test.sh

@@ -5,12 +5,6 @@ import NIOCore
 public import ServiceLifecycle
 import Synchronization
 
-/// A listen address that is not `host:port`.
-public struct ListenAddressError: Error, Sendable, CustomStringConvertible {
-    public var address: String
-    public var description: String { "api.listen \"\(address)\" must be host:port with a port from 0 to 65535 ([v6]:port for IPv6)" }
-}
-
 /// The local API server: the router on `api.listen`, as a service of the agent's group.
 public struct APIServer: Service {
     public let host: String
@@ -68,30 +62,9 @@ public struct APIServer: Service {
     }
 
     public init(listen: String, dependencies: APIDependencies, boundPort: BoundPort = BoundPort()) throws(ListenAddressError) {
-        (host, port) = try Self.parse(listen)
+        (host, port) = try ListenAddress.parse(listen)
         self.dependencies = dependencies
         self.boundPort = boundPort
-    }
-
-    /// `127.0.0.1:9780`, `[::1]:9780`, `localhost:9780`.
-    public static func parse(_ listen: String) throws(ListenAddressError) -> (host: String, port: Int) {
-        var host: Substring
-        let portText: Substring
-        if listen.hasPrefix("[") {
-            guard let close = listen.firstIndex(of: "]"), listen[listen.index(after: close)...].hasPrefix(":") else {
-                throw ListenAddressError(address: listen)
-            }
-            host = listen[listen.index(after: listen.startIndex)..<close]
-            portText = listen[listen.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = listen.lastIndex(of: ":") else { throw ListenAddressError(address: listen) }
-            host = listen[..<colon]
-            portText = listen[listen.index(after: colon)...]
-            if host.contains(":") { throw ListenAddressError(address: listen) }
-        }
-        host = host.isEmpty ? "0.0.0.0" : host
-        guard let port = Int(portText), (0...65535).contains(port) else { throw ListenAddressError(address: listen) }
-        return (String(host), port)
     }
 
     public func run() async throws {

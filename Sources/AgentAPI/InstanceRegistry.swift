@@ -29,19 +29,6 @@ public struct RegisteredInstance: Sendable, Equatable {
     }
 }
 
-/// A manifest file that was refused, and why (the message names the field and line).
-public struct ManifestProblem: Error, Sendable, Equatable, Hashable, CustomStringConvertible {
-    public var file: String
-    public var message: String
-
-    public init(file: String, message: String) {
-        self.file = file
-        self.message = message
-    }
-
-    public var description: String { "\(file): \(message)" }
-}
-
 /// Why the registry refused a change made over the API.
 public enum InstanceRegistryError: Error, Sendable, CustomStringConvertible {
     /// The id is defined by a manifest file; the file is the source of truth for it.

@@ -216,7 +216,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
         do {
-            _ = try APIServer.parse(api.listen)
+            _ = try ListenAddress.parse(api.listen)
         } catch {
             throw (apiKeys["listen"] ?? node("api").child("listen")).error("\(error)")
         }

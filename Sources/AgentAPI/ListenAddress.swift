@@ -1,0 +1,30 @@
+/// `api.listen`: the address the API binds. Apart from the server so that the configuration checks
+/// it with the same code, without the HTTP stack.
+public enum ListenAddress {
+    /// `127.0.0.1:9780`, `[::1]:9780`, `localhost:9780`.
+    public static func parse(_ listen: String) throws(ListenAddressError) -> (host: String, port: Int) {
+        var host: Substring
+        let portText: Substring
+        if listen.hasPrefix("[") {
+            guard let close = listen.firstIndex(of: "]"), listen[listen.index(after: close)...].hasPrefix(":") else {
+                throw ListenAddressError(address: listen)
+            }
+            host = listen[listen.index(after: listen.startIndex)..<close]
+            portText = listen[listen.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = listen.lastIndex(of: ":") else { throw ListenAddressError(address: listen) }
+            host = listen[..<colon]
+            portText = listen[listen.index(after: colon)...]
+            if host.contains(":") { throw ListenAddressError(address: listen) }
+        }
+        host = host.isEmpty ? "0.0.0.0" : host
+        guard let port = Int(portText), (0...65535).contains(port) else { throw ListenAddressError(address: listen) }
+        return (String(host), port)
+    }
+}
+
+/// A listen address that is not `host:port`.
+public struct ListenAddressError: Error, Sendable, CustomStringConvertible {
+    public var address: String
+    public var description: String { "api.listen \"\(address)\" must be host:port with a port from 0 to 65535 ([v6]:port for IPv6)" }
+}

@@ -15,7 +15,12 @@ public enum ListenAddress {
             guard let colon = listen.lastIndex(of: ":") else { throw ListenAddressError(address: listen) }
             host = listen[..<colon]
             portText = listen[listen.index(after: colon)...]
-            if host.contains(":") { throw ListenAddressError(address: listen) }
+            // Bytes, not Characters: ':' followed by a combining mark is one Character.
+            if host.utf8.contains(UInt8(ascii: ":")) { throw ListenAddressError(address: listen) }
+        }
+        // Brackets belong to the [v6]:port syntax, never to a host: "[[]:1" would bind to "[".
+        if host.utf8.contains(where: { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") }) {
+            throw ListenAddressError(address: listen)
         }
         host = host.isEmpty ? "0.0.0.0" : host
         guard let port = Int(portText), (0...65535).contains(port) else { throw ListenAddressError(address: listen) }

@@ -1,0 +1,157 @@
+import Foundation
+import HostMeterAgent
+import Metering
+import Testing
+
+@testable import AgentAPI
+
+/// Inputs that the agent-fuzz targets of fuzz/ (`listen_address`, the threshold rules and the
+/// manifests, PUT bodies and stored) broke something with, kept under Fixtures/fuzz/<target>/ (the
+/// folder is the target's name). Every one is fed to its target's decoder again, which must answer
+/// with a value that is stored and served as itself, or with its typed error; the tests below it
+/// pin what the fix made of each.
+struct FuzzRegressionTests {
+    /// One kept input: the target folder it lies in and its file name.
+    struct Input: Sendable, CustomTestStringConvertible {
+        var target: String
+        var name: String
+
+        var path: String { FuzzRegressionTests.folder + "/" + target + "/" + name }
+        var testDescription: String { target + "/" + name }
+
+        func bytes() throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+    }
+
+    /// Tests/AgentAPITests/Fixtures/fuzz, found from this file's path: the folder is excluded from
+    /// the target, so it is no bundle resource.
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/fuzz").path
+
+    static let inputs: [Input] = {
+        let files = FileManager.default
+        let targets = (try? files.contentsOfDirectory(atPath: folder)) ?? []
+        return targets.sorted().flatMap { target in
+            ((try? files.contentsOfDirectory(atPath: folder + "/" + target)) ?? []).sorted().map { Input(target: target, name: $0) }
+        }
+    }()
+
+    /// Each target's decoder, called as fuzz/agent/APIFuzzTargets.swift and ConfigFuzzTargets.swift
+    /// call it, with the same checks on what it accepts.
+    static let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
+        "listen_address": { bytes in
+            do throws(ListenAddressError) {
+                let address = String(decoding: bytes, as: UTF8.self)
+                let (host, port) = try ListenAddress.parse(address)
+                #expect(!host.utf8.contains { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") })
+                let written = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                #expect(try ListenAddress.parse(written) == (host, port))
+            } catch {
+                #expect(!error.description.isEmpty)
+            }
+        },
+        "threshold_rules_request": { bytes in
+            let rules: [ThresholdRule]
+            do throws(ThresholdRuleError) {
+                rules = try ThresholdRulesRequest.decode(Data(bytes))
+            } catch {
+                #expect(!error.description.isEmpty)
+                return
+            }
+            try expectStoredAndServedAsItself(rules)
+        },
+        "threshold_rules": { bytes in
+            let rules: [ThresholdRule]
+            do throws(ThresholdRuleError) {
+                rules = try ThresholdRule.decodeList(json: Data(bytes))
+            } catch {
+                #expect(!error.description.isEmpty)
+                return
+            }
+            try expectStoredAndServedAsItself(rules)
+        },
+        "instance_manifest_request": { bytes in
+            let (id, body) = pathAndBody(bytes)
+            let manifest: InstanceManifest
+            do throws(InstanceManifestError) {
+                manifest = try InstanceManifestRequest.decode(body, instanceID: id)
+            } catch {
+                #expect(!error.description.isEmpty)
+                return
+            }
+            #expect(manifest.instanceID == id)
+            try expectStoredAndServedAsItself(manifest)
+        },
+        "instance_manifest": { bytes in
+            let manifest: InstanceManifest
+            do throws(InstanceManifestError) {
+                manifest = try InstanceManifest.decode(json: Data(bytes))
+            } catch {
+                #expect(!error.description.isEmpty)
+                return
+            }
+            try expectStoredAndServedAsItself(manifest)
+        },
+    ]
+
+    /// The `instance_manifest_request` target's input: the path's id, a newline, the body.
+    static func pathAndBody(_ bytes: [UInt8]) -> (id: String, body: Data) {
+        let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        return (String(decoding: bytes[..<newline], as: UTF8.self), Data(bytes[min(newline + 1, bytes.endIndex)...]))
+    }
+
+    /// Stored as `ThresholdRuleBook.put` stores it, the set reads back as itself; a GET's body put
+    /// back gives the same set.
+    static func expectStoredAndServedAsItself(_ rules: [ThresholdRule]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let stored = try encoder.encode(rules)
+        #expect(try ThresholdRule.decodeList(json: stored) == rules)
+        let got = Data(#"{"source":"api","updated_at":1700000000.5,"rules":"#.utf8) + stored + Data("}".utf8)
+        #expect(try ThresholdRulesRequest.decode(got) == rules)
+    }
+
+    /// Stored as `json()`, the manifest reads back as itself; a GET's body put back to its path
+    /// gives the same manifest.
+    static func expectStoredAndServedAsItself(_ manifest: InstanceManifest) throws {
+        let stored = manifest.json()
+        #expect(try InstanceManifest.decode(json: stored) == manifest)
+        #expect(try InstanceManifestRequest.decode(getBody(stored), instanceID: manifest.instanceID) == manifest)
+    }
+
+    /// `GET /instances/{id}`'s body for a stored manifest: its fields, then source, file, running.
+    static func getBody(_ stored: Data) -> Data {
+        stored.dropLast() + Data(#","source":"api","file":null,"running":null}"#.utf8)
+    }
+
+    @Test(arguments: FuzzRegressionTests.inputs)
+    func everyKeptInputIsAcceptedAsItselfOrRefusedWithItsError(input: Input) throws {
+        let run = try #require(Self.targets[input.target], "Fixtures/fuzz/\(input.target) is named after no fuzz target")
+        try run(try input.bytes())
+    }
+
+    // MARK: listen_address: brackets and ':' inside a host were accepted
+
+    /// Found by the fuzzer: "[[]:1" was accepted with the host "[", which no resolver knows; the
+    /// configuration passed `hostmeter config check` and the agent then failed to bind.
+    @Test func aBracketInsideABracketedHostIsRefused() throws {
+        let address = String(decoding: try Input(target: "listen_address", name: "bracket-in-bracketed-host").bytes(), as: UTF8.self)
+        #expect(address == "[[]:1")
+        #expect(throws: ListenAddressError.self) { try ListenAddress.parse(address) }
+        #expect(throws: ConfigurationError.self) { try AgentConfiguration.parse("api: {listen: \"[[]:1\"}") }
+    }
+
+    /// Written by hand from the one above: brackets in a host without them, and a ':' hidden from a
+    /// Character comparison by the combining mark after it.
+    @Test(arguments: ["x[:80", "a]b:80", "[::1]\u{301}]:80", "a:\u{301}b:80"])
+    func aHostWithABracketOrAColonByteIsRefused(address: String) {
+        #expect(throws: ListenAddressError.self) { try ListenAddress.parse(address) }
+    }
+
+    @Test func addressesStillParse() throws {
+        #expect(try ListenAddress.parse("127.0.0.1:9780") == ("127.0.0.1", 9780))
+        #expect(try ListenAddress.parse("[::1]:9780") == ("::1", 9780))
+        #expect(try ListenAddress.parse("[fe80::1%eth0]:0") == ("fe80::1%eth0", 0))
+        #expect(try ListenAddress.parse("localhost:65535") == ("localhost", 65535))
+        #expect(try ListenAddress.parse(":9780") == ("0.0.0.0", 9780))
+    }
+}

@@ -128,6 +128,13 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, instanceID: nil, ignoring: [])
+    }
+
+    /// Decodes a manifest whose id is given apart: `PUT /instances/{id}` takes it from the path
+    /// (nil: from the object's `instance_id`, which the caller checks against the path). The object
+    /// may carry the fields in `ignored` beside a manifest's own (a GET's `source`, `file`, `running`).
+    public init(from decoder: any Decoder, instanceID: String?, ignoring ignored: Set<String>) throws {
         let container: KeyedDecodingContainer<Key>
         do {
             container = try decoder.container(keyedBy: Key.self)
@@ -135,7 +142,7 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
             throw InstanceManifestError(
                 field: "", message: "a manifest must be an object with \(Self.fields.joined(separator: ", "))")
         }
-        for key in container.allKeys where !Self.fields.contains(key.stringValue) {
+        for key in container.allKeys where !Self.fields.contains(key.stringValue) && !ignored.contains(key.stringValue) {
             throw InstanceManifestError(
                 field: key.stringValue, message: "unknown field; known: \(Self.fields.joined(separator: ", "))")
         }
@@ -154,7 +161,7 @@ public struct InstanceManifest: Sendable, Equatable, Hashable, Codable {
             return value
         }
         try self.init(
-            instanceID: required(String.self, "instance_id", "a string"),
+            instanceID: instanceID ?? required(String.self, "instance_id", "a string"),
             userID: required(String.self, "user_id", "a string"),
             orgID: optional(String.self, "org_id", "a string"),
             cgroup: optional(String.self, "cgroup", "a string"),

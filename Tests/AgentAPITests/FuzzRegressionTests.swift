@@ -154,4 +154,43 @@ struct FuzzRegressionTests {
         #expect(try ListenAddress.parse("localhost:65535") == ("localhost", 65535))
         #expect(try ListenAddress.parse(":9780") == ("0.0.0.0", 9780))
     }
+
+    // MARK: instance_manifest(_request): JSONSerialization dropped U+FEFF from PUT bodies
+
+    /// Found by the fuzzer: an id that starts with U+FEFF was stored, but the GET's body put back to
+    /// the same path was refused ("instance_id: must be …"): JSONSerialization had dropped the
+    /// U+FEFF from the body's `instance_id`, not from the path's.
+    @Test func aPathIDStartingWithUFEFFCanBePutBackFromItsGET() throws {
+        let (id, body) = Self.pathAndBody(try Input(target: "instance_manifest_request", name: "path-id-starting-with-bom").bytes())
+        #expect(id == "\u{FEFF}7")
+        let manifest = try InstanceManifestRequest.decode(body, instanceID: id)
+        #expect(manifest.instanceID == id)
+        #expect(try InstanceManifestRequest.decode(Self.getBody(manifest.json()), instanceID: id) == manifest)
+    }
+
+    /// Found by the fuzzer: a stored manifest whose cgroup has U+FEFF right after an escape lost it
+    /// when its GET's body was put back, so the PUT changed the cgroup it meters.
+    @Test func aStoredManifestWithUFEFFInItsCgroupIsPutBackUnchanged() throws {
+        let stored = Data(try Input(target: "instance_manifest", name: "bom-after-escape-in-cgroup").bytes())
+        let manifest = try InstanceManifest.decode(json: stored)
+        #expect(manifest.cgroup == "machine.slice/macRang-qemu\\\u{FEFF}3\\x2dvm42.scope")
+        #expect(try InstanceManifestRequest.decode(Self.getBody(manifest.json()), instanceID: "vm-42") == manifest)
+    }
+
+    /// Written by hand from the two above: a string that starts with U+FEFF is kept as written.
+    @Test func aPUTBodyKeepsAUFEFFThatStartsAString() throws {
+        let body = Data(#"{"user_id": "\#u{FEFF}alice", "cgroup": "\#u{FEFF}machine.slice/vm.scope"}"#.utf8)
+        let manifest = try InstanceManifestRequest.decode(body, instanceID: "vm-1")
+        #expect(manifest.userID == "\u{FEFF}alice")
+        #expect(manifest.cgroup == "\u{FEFF}machine.slice/vm.scope")
+    }
+
+    /// The body is decoded once, as a stored manifest is, so both read a repeated key alike (the
+    /// first wins; JSONSerialization took the last).
+    @Test func aPUTBodyAndAStoredManifestReadARepeatedKeyAlike() throws {
+        let body = #"{"instance_id": "vm-1", "user_id": "alice", "user_id": "bob", "cgroup": "c"}"#
+        let put = try InstanceManifestRequest.decode(Data(body.utf8), instanceID: "vm-1")
+        #expect(put == (try InstanceManifest.decode(json: Data(body.utf8))))
+        #expect(put.userID == "alice")
+    }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the /proc and /sys parsers of module Probes with libFuzzer (see fuzz/README.md).
+# Fuzzes the agent's parsers with libFuzzer (see fuzz/README.md): the /proc and /sys parsers of
+# module Probes, the configuration loader, manifest files, and the API's JSON bodies.
 #   scripts/fuzz.sh                 every target, SECONDS_PER_TARGET seconds each (default 60)
-#   scripts/fuzz.sh stat meminfo    those targets only
+#   scripts/fuzz.sh stat config     those targets only
 #   scripts/fuzz.sh --list          the targets' names
 # Environment: SECONDS_PER_TARGET; FUZZ_TIMEOUT, the seconds one input may take before it counts
 # as a hang (default 10); FUZZ_ARGS, more libFuzzer flags; FUZZ_KEEP=1 keeps the scratch folder
@@ -15,25 +16,105 @@ cd "$(dirname "$0")/.."
 seconds=${SECONDS_PER_TARGET:-60}
 timeout=${FUZZ_TIMEOUT:-10}
 build=.build-fuzz
-binary=$build/probes-fuzz
-sources=(Sources/Probes/*.swift fuzz/probes/*.swift)
 
-# Probes has no package dependencies, so plain swiftc builds its sources and the harness as one
-# module (the harness reaches internal checks that way) with the language settings of
-# Package.swift's swiftSettings. -O keeps Swift's overflow and bounds checks; -g names source lines
-# in reports. lld rather than gold: gold warns once per ASan helper symbol, hundreds of lines.
-if [[ ! -x $binary || -n $(find "${sources[@]}" -newer "$binary") ]]; then
+# The language settings of Package.swift's swiftSettings. -O keeps Swift's overflow and bounds
+# checks; -g names source lines in reports. lld rather than gold: gold warns once per ASan helper
+# symbol, hundreds of lines.
+swift_settings=(-swift-version 6 -enable-upcoming-feature ExistentialAny -enable-upcoming-feature InternalImportsByDefault)
+instrument=(-O -g -sanitize=fuzzer,address)
+
+# stale OUTPUT INPUT...: whether OUTPUT is missing or older than an input.
+stale() {
+  local output=$1
+  shift
+  [[ ! -e $output || -n $(find "$@" -newer "$output" -print -quit) ]]
+}
+
+# probes-fuzz: Probes has no package dependencies, so plain swiftc builds its sources and the
+# harness as one module (the harness reaches internal checks that way).
+probes_binary=$build/probes-fuzz
+probes_sources=(Sources/Probes/*.swift fuzz/common/*.swift fuzz/probes/*.swift)
+if stale "$probes_binary" "${probes_sources[@]}"; then
   mkdir -p "$build"
-  echo "building $binary" >&2
-  swiftc -parse-as-library -module-name ProbesFuzz \
-    -swift-version 6 -enable-upcoming-feature ExistentialAny -enable-upcoming-feature InternalImportsByDefault \
-    -O -g -sanitize=fuzzer,address -use-ld=lld \
-    "${sources[@]}" -o "$binary.new"
-  mv "$binary.new" "$binary"
+  echo "building $probes_binary" >&2
+  swiftc -parse-as-library -module-name ProbesFuzz "${swift_settings[@]}" "${instrument[@]}" -use-ld=lld \
+    "${probes_sources[@]}" -o "$probes_binary.new"
+  mv "$probes_binary.new" "$probes_binary"
 fi
 
-# The binary run under its own name lists its targets; run as fuzz-<target> it fuzzes that one.
-mapfile -t known < <("$binary")
+# agent-fuzz: the configuration, manifest and API decoders need Yams, and their modules need
+# Hummingbird, GRDB and swift-crypto, which plain swiftc cannot build and a fuzz build need not
+# link. So each module is compiled under its own name from just the files these functions live in
+# (they import Foundation, Yams and each other only), and Yams from the checkout that Package.resolved
+# pins, resolved into $build/packages; its C part, CYaml, is instrumented with clang. Files added
+# to a list below must keep to those imports.
+packages=$build/packages
+yams=$packages/checkouts/Yams/Sources
+if stale "$packages/resolved" Package.resolved || [[ ! -d $yams ]]; then
+  echo "resolving packages into $packages" >&2
+  swift package --scratch-path "$packages" resolve >&2
+  touch "$packages/resolved"
+fi
+objects=$build/agent
+modules=$objects/modules
+cyaml=(-I "$yams/CYaml/include" -Xcc -DYAML_DECLARE_STATIC)
+mkdir -p "$modules"
+
+# module NAME "DEPENDENCIES" SOURCE...: compiles NAME into one object and its module interface
+# when a source or a dependency's object is newer than its object.
+module() {
+  local name=$1 dependencies=$2
+  shift 2
+  local inputs=("$@") dependency
+  for dependency in $dependencies; do inputs+=("$objects/$dependency.o"); done
+  stale "$objects/$name.o" "${inputs[@]}" || return 0
+  echo "building module $name" >&2
+  local language=("${swift_settings[@]}" -enable-testing)
+  [[ $name == Yams ]] && language=(-swift-version 6 -D SWIFT_PACKAGE)
+  swiftc -parse-as-library -wmo -module-name "$name" "${language[@]}" "${instrument[@]}" -I "$modules" "${cyaml[@]}" \
+    -emit-module -emit-module-path "$modules/$name.swiftmodule" -c "$@" -o "$objects/$name.o.new"
+  mv "$objects/$name.o.new" "$objects/$name.o"
+}
+
+for source in "$yams"/CYaml/src/*.c; do
+  object=$objects/cyaml-$(basename "$source" .c).o
+  if stale "$object" "$source" "$yams"/CYaml/src/*.h "$yams"/CYaml/include/*.h; then
+    clang -c -O1 -g -fsanitize=fuzzer-no-link,address -DYAML_DECLARE_STATIC -I "$yams/CYaml/include" \
+      "$source" -o "$object"
+  fi
+done
+module Yams "" "$yams"/Yams/*.swift
+module Probes "" Sources/Probes/*.swift
+module UsageModel "" Sources/UsageModel/UsageSchemaVersion.swift
+module Metering "" Sources/Metering/{ThresholdRule,InstanceManifest,InstanceIdentity}.swift
+module AgentAPI "Metering" \
+  Sources/AgentAPI/{ListenAddress,ManifestProblem,ThresholdRulesRequest,InstanceManifestRequest}.swift
+module HostMeterAgent "Yams Probes UsageModel Metering AgentAPI" \
+  Sources/HostMeterAgent/{AgentConfiguration,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory}.swift
+
+agent_binary=$build/agent-fuzz
+agent_sources=(fuzz/common/*.swift fuzz/agent/*.swift)
+agent_objects=("$objects"/*.o)
+if stale "$agent_binary" "${agent_sources[@]}" "${agent_objects[@]}"; then
+  echo "building $agent_binary" >&2
+  swiftc -parse-as-library -module-name AgentFuzz "${swift_settings[@]}" "${instrument[@]}" -use-ld=lld \
+    -I "$modules" "${cyaml[@]}" "${agent_sources[@]}" "${agent_objects[@]}" -o "$agent_binary.new"
+  mv "$agent_binary.new" "$agent_binary"
+fi
+
+# Each binary run under its own name lists its targets; run as fuzz-<target> it fuzzes that one.
+declare -A binary_of=()
+known=()
+for binary in "$probes_binary" "$agent_binary"; do
+  while read -r target; do
+    if [[ -n ${binary_of[$target]:-} ]]; then
+      echo "fuzz target '$target' is in both ${binary_of[$target]} and $binary" >&2
+      exit 2
+    fi
+    binary_of[$target]=$binary
+    known+=("$target")
+  done < <("$binary")
+done
 if [[ ${1:-} == --list ]]; then
   printf '%s\n' "${known[@]}"
   exit 0
@@ -41,11 +122,11 @@ fi
 targets=("$@")
 ((${#targets[@]})) || targets=("${known[@]}")
 for target in "${targets[@]}"; do
-  if ! printf '%s\n' "${known[@]}" | grep -qxF -- "$target"; then
+  if [[ -z ${binary_of[$target]:-} ]]; then
     echo "no fuzz target '$target'; known: ${known[*]}" >&2
     exit 2
   fi
-  ln -sf probes-fuzz "$build/fuzz-$target"
+  ln -sf "$(basename "${binary_of[$target]}")" "$build/fuzz-$target"
 done
 
 # Swift's own backtracer reads the crashed process's memory in a way ASan reports as a

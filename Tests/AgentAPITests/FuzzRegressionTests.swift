@@ -5,11 +5,12 @@ import Testing
 
 @testable import AgentAPI
 
-/// Inputs that the agent-fuzz targets of fuzz/ (`listen_address`, the threshold rules and the
-/// manifests, PUT bodies and stored) broke something with, kept under Fixtures/fuzz/<target>/ (the
-/// folder is the target's name). Every one is fed to its target's decoder again, which must answer
-/// with a value that is stored and served as itself, or with its typed error; the tests below it
-/// pin what the fix made of each.
+/// Inputs that the targets of fuzz/agent (the configuration, `api.listen`, manifest files, and the
+/// API's bodies with their stored forms) broke something with, kept under Fixtures/fuzz/<target>/
+/// (the folder is the target's name). Every one is fed to its target's entry point again, which
+/// must answer with a value (a configuration parsed alike twice; rules and manifests stored and
+/// served as themselves) or with its typed error; the tests below it pin what the fix made of
+/// each. They live here because this target links every module those entry points are in.
 struct FuzzRegressionTests {
     /// One kept input: the target folder it lies in and its file name.
     struct Input: Sendable, CustomTestStringConvertible {
@@ -38,12 +39,32 @@ struct FuzzRegressionTests {
     /// Each target's decoder, called as fuzz/agent/APIFuzzTargets.swift and ConfigFuzzTargets.swift
     /// call it, with the same checks on what it accepts.
     static let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
+        "config": { bytes in
+            let yaml = String(decoding: bytes, as: UTF8.self)
+            let configuration: AgentConfiguration
+            do throws(ConfigurationError) {
+                configuration = try AgentConfiguration.parse(yaml, file: "/fuzz/hostmeter.yaml")
+            } catch {
+                #expect(!error.message.isEmpty)
+                return
+            }
+            #expect(try AgentConfiguration.parse(yaml, file: "/fuzz/hostmeter.yaml") == configuration)
+            #expect((1...3600).contains(configuration.intervalSeconds))
+            #expect((1...configuration.intervalSeconds).contains(configuration.effectiveSampleSeconds))
+            try ThresholdRule.validate(configuration.thresholds)
+        },
+        "instance_manifest_file": { bytes in
+            switch InstanceDirectory.parse(String(decoding: bytes, as: UTF8.self), file: "/fuzz/vm.yaml") {
+            case .success(let manifest): try expectStoredAndServedAsItself(manifest)
+            case .failure(let problem): #expect(!problem.message.isEmpty)
+            }
+        },
         "listen_address": { bytes in
             do throws(ListenAddressError) {
                 let address = String(decoding: bytes, as: UTF8.self)
                 let (host, port) = try ListenAddress.parse(address)
                 #expect(!host.utf8.contains { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") })
-                let written = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                let written = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
                 #expect(try ListenAddress.parse(written) == (host, port))
             } catch {
                 #expect(!error.description.isEmpty)

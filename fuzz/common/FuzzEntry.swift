@@ -4,15 +4,29 @@ import Glibc
 import Darwin
 #endif
 
-// libFuzzer's entry points for the Probes targets. One binary holds every target; the name it is
-// run under picks one: scripts/fuzz.sh links `fuzz-<target>` to it (`fuzz-stat`, `fuzz-meminfo`…),
-// so each target has its own corpus, statistics and crash files, while Probes is built once.
+// libFuzzer's entry points, shared by the fuzz binaries (scripts/fuzz.sh builds one per harness
+// folder: fuzz/probes, fuzz/agent). Each binary holds several targets, declared by its folder as
+// `FuzzTargets.all`; the name it is run under picks one: scripts/fuzz.sh links `fuzz-<target>` to
+// it (`fuzz-stat`, `fuzz-config`…), so each target has its own corpus, statistics and crash files
+// while the code under test is built once.
+
+/// One fuzz target: its name, and what it does with one input.
+struct FuzzTarget: Sendable {
+    let name: String
+    let run: @Sendable ([UInt8]) -> Void
+}
+
+/// `precondition` that prints its message in an optimized build too (there `precondition` traps
+/// silently), so a fuzzer's log says which promise the code under test broke.
+func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: UInt = #line) {
+    if !condition { fatalError("fuzz check failed: \(message())", line: line) }
+}
 
 /// The target picked in `LLVMFuzzerInitialize`.
 ///
 /// Unsafe global state, and safe here: libFuzzer calls the initializer once, before any input and
 /// on its one fuzzing thread, and only reads it afterwards.
-nonisolated(unsafe) private var selected: ProbeFuzzTarget?
+nonisolated(unsafe) private var selected: FuzzTarget?
 
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzerInitialize(
@@ -24,12 +38,12 @@ public func fuzzerInitialize(
     let prefix = "fuzz-"
     guard base.hasPrefix(prefix) else {
         // Run under its own name: list the targets, one a line, for scripts/fuzz.sh.
-        for target in ProbeFuzzTargets.all { print(target.name) }
+        for target in FuzzTargets.all { print(target.name) }
         exit(0)
     }
     let name = String(base.dropFirst(prefix.count))
-    guard let target = ProbeFuzzTargets.named(name) else {
-        print("no fuzz target '\(name)'; known: \(ProbeFuzzTargets.all.map(\.name).joined(separator: ", "))")
+    guard let target = FuzzTargets.all.first(where: { $0.name == name }) else {
+        print("no fuzz target '\(name)'; known: \(FuzzTargets.all.map(\.name).joined(separator: ", "))")
         exit(2)
     }
     selected = target

@@ -1,26 +1,5 @@
-/// The fuzz targets of module Probes: one per parser of a /proc or /sys file, and one per check
-/// of a name that a configuration or the API hands to a probe.
-///
-/// Each target feeds the fuzzer's bytes to one pure parser. A thrown `ProbeError` is the expected
-/// answer to broken input; a trap (overflow, index out of range, a failed `check` below), a
-/// sanitizer report or a hang is a bug. The checks state what callers rely on when a parse
-/// succeeds, so a parser that accepts nonsense and returns an impossible value is caught too.
-///
-/// This file is compiled together with Sources/Probes into one module (see scripts/fuzz.sh), so it
-/// can reach the internal checks (`CgroupReader.normalize`, `DiskSelection.looksLikePartition`).
-struct ProbeFuzzTarget: Sendable {
-    let name: String
-    let run: @Sendable ([UInt8]) -> Void
-}
-
 /// A path that no real file has, so an error message can be told apart from one about a real file.
 private let fuzzPath = "/fuzz/input"
-
-/// `precondition` that prints its message in an optimized build too (there `precondition` traps
-/// silently), so a fuzzer's log says which promise a parser broke.
-private func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: UInt = #line) {
-    if !condition { fatalError("fuzz check failed: \(message())", line: line) }
-}
 
 /// Runs `body`, accepting a `ProbeError` as the answer; its message is built, as a log line would.
 private func parseOrRefuse(_ body: () throws(ProbeError) -> Void) {
@@ -31,9 +10,20 @@ private func parseOrRefuse(_ body: () throws(ProbeError) -> Void) {
     }
 }
 
-enum ProbeFuzzTargets {
-    static let all: [ProbeFuzzTarget] = [
-        ProbeFuzzTarget(name: "stat") { bytes in
+/// The fuzz targets of module Probes: one per parser of a /proc or /sys file, and one per check
+/// of a name that a configuration or the API hands to a probe.
+///
+/// Each target feeds the fuzzer's bytes to one pure parser. A thrown `ProbeError` is the expected
+/// answer to broken input; a trap (overflow, index out of range, a failed `check` below), a
+/// sanitizer report or a hang is a bug. The checks state what callers rely on when a parse
+/// succeeds, so a parser that accepts nonsense and returns an impossible value is caught too.
+///
+/// This file and fuzz/common are compiled together with Sources/Probes into one module (see
+/// scripts/fuzz.sh), so they can reach the internal checks (`CgroupReader.normalize`,
+/// `DiskSelection.looksLikePartition`).
+enum FuzzTargets {
+    static let all: [FuzzTarget] = [
+        FuzzTarget(name: "stat") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let stat = try Stat.parse(bytes, userHZ: 100, path: fuzzPath)
                 check(stat.cpuCount > 0, "a /proc/stat without cpuN lines was accepted")
@@ -43,7 +33,7 @@ enum ProbeFuzzTargets {
                 }
             }
         },
-        ProbeFuzzTarget(name: "meminfo") { bytes in
+        FuzzTarget(name: "meminfo") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let meminfo = try Meminfo.parse(bytes, path: fuzzPath)
                 check(meminfo["MemTotal"] != nil, "a meminfo without MemTotal was accepted")
@@ -52,7 +42,7 @@ enum ProbeFuzzTargets {
                 check((0...100).contains(meminfo.usedPercent), "usedPercent \(meminfo.usedPercent)")
             }
         },
-        ProbeFuzzTarget(name: "diskstats") { bytes in
+        FuzzTarget(name: "diskstats") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 for disk in try Diskstats.parse(bytes, path: fuzzPath) {
                     _ = disk.bytesRead &+ disk.bytesWritten
@@ -61,14 +51,14 @@ enum ProbeFuzzTargets {
                 }
             }
         },
-        ProbeFuzzTarget(name: "net_dev") { bytes in
+        FuzzTarget(name: "net_dev") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 for interface in try NetDev.parse(bytes, path: fuzzPath) {
                     check(!interface.name.isEmpty, "an interface without a name was accepted")
                 }
             }
         },
-        ProbeFuzzTarget(name: "loadavg") { bytes in
+        FuzzTarget(name: "loadavg") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let load = try LoadAvg.parse(bytes, path: fuzzPath)
                 for value in [load.load1, load.load5, load.load15] {
@@ -77,20 +67,20 @@ enum ProbeFuzzTargets {
                 check(load.running >= 0 && load.total >= 0 && load.lastPID >= 0)
             }
         },
-        ProbeFuzzTarget(name: "uptime") { bytes in
+        FuzzTarget(name: "uptime") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let uptime = try Uptime.parse(bytes, path: fuzzPath)
                 check(uptime.uptimeSeconds.isFinite && uptime.uptimeSeconds >= 0)
                 check(uptime.idleSeconds.isFinite && uptime.idleSeconds >= 0)
             }
         },
-        ProbeFuzzTarget(name: "boot_id") { bytes in
+        FuzzTarget(name: "boot_id") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let id = try BootID.parse(bytes, path: fuzzPath)
                 check(id.utf8.count == 36 && id == id.lowercased(), "boot id '\(id)'")
             }
         },
-        ProbeFuzzTarget(name: "mountinfo") { bytes in
+        FuzzTarget(name: "mountinfo") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let mounts = try Mountinfo.parse(bytes, path: fuzzPath)
                 check(!mounts.isEmpty, "an empty mount table was accepted")
@@ -98,19 +88,19 @@ enum ProbeFuzzTargets {
                 _ = CgroupLayout.detect(mounts).kind
             }
         },
-        ProbeFuzzTarget(name: "cgroup_cpu_stat") { bytes in
+        FuzzTarget(name: "cgroup_cpu_stat") { bytes in
             parseOrRefuse { () throws(ProbeError) in
                 let nanos = try CgroupFiles.parseCPUStat(bytes, path: fuzzPath)
                 check(nanos % 1000 == 0, "usage_usec in nanoseconds is a multiple of 1000")
             }
         },
-        ProbeFuzzTarget(name: "cgroup_io_stat") { bytes in
+        FuzzTarget(name: "cgroup_io_stat") { bytes in
             parseOrRefuse { () throws(ProbeError) in _ = try CgroupFiles.parseIOStat(bytes, path: fuzzPath) }
         },
-        ProbeFuzzTarget(name: "cgroup_blkio_service_bytes") { bytes in
+        FuzzTarget(name: "cgroup_blkio_service_bytes") { bytes in
             parseOrRefuse { () throws(ProbeError) in _ = try CgroupFiles.parseBlkioServiceBytes(bytes, path: fuzzPath) }
         },
-        ProbeFuzzTarget(name: "single_value") { bytes in
+        FuzzTarget(name: "single_value") { bytes in
             // Both readings of the same file: a counter, and a limit that may be `max`.
             var counter: UInt64?
             parseOrRefuse { () throws(ProbeError) in counter = try SingleValue.parseCounter(bytes, path: fuzzPath) }
@@ -119,7 +109,7 @@ enum ProbeFuzzTargets {
                 check(counter == nil || limit == counter, "parse and parseCounter disagree")
             }
         },
-        ProbeFuzzTarget(name: "interface_name") { bytes in
+        FuzzTarget(name: "interface_name") { bytes in
             let name = String(decoding: bytes, as: UTF8.self)
             parseOrRefuse { () throws(ProbeError) in
                 try InterfaceName.validate(name)
@@ -131,7 +121,7 @@ enum ProbeFuzzTargets {
                 check(utf8.count <= InterfaceName.maximumLength)
             }
         },
-        ProbeFuzzTarget(name: "cgroup_path") { bytes in
+        FuzzTarget(name: "cgroup_path") { bytes in
             let path = String(decoding: bytes, as: UTF8.self)
             parseOrRefuse { () throws(ProbeError) in
                 let relative = try CgroupReader.normalize(path)
@@ -152,10 +142,8 @@ enum ProbeFuzzTargets {
                 check(again == relative, "normalize is not idempotent: \(String(reflecting: relative)) gave \(String(reflecting: again))")
             }
         },
-        ProbeFuzzTarget(name: "disk_partition_name") { bytes in
+        FuzzTarget(name: "disk_partition_name") { bytes in
             _ = DiskSelection.looksLikePartition(String(decoding: bytes, as: UTF8.self))
         },
     ]
-
-    static func named(_ name: String) -> ProbeFuzzTarget? { all.first { $0.name == name } }
 }

@@ -580,6 +580,12 @@ class Chaos:
             self.kill_and_restart, self.outage, self.storm, self.slow, self.hang, self.cut,
             self.cut_after_store, self.bad_reload, self.disk_full, self.clock_step,
         ]
+        if self.args.only:
+            known = {episode.__name__ for episode in episodes}
+            unknown = set(self.args.only) - known
+            if unknown:
+                raise SetupError(f"--only: no fault named {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            episodes = [episode for episode in episodes if episode.__name__ in self.args.only]
         deadline = started + self.args.seconds
         # Each kind of fault once in a random order, then random ones until the time is up.
         order = self.rng.sample(episodes, len(episodes))
@@ -841,6 +847,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmpfs-mib", type=int, default=16, help="size of the outbox's tmpfs")
     parser.add_argument("--report", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=None,
+                        help="only these faults, by their method names, comma-separated (e.g. storm,outage)")
     args = parser.parse_args(argv)
     args.binary = args.binary.resolve()
     if args.seed is None:

@@ -107,6 +107,17 @@ extension AgentDatabase {
         }
     }
 
+    /// Brings every retry scheduled after `time` forward to `time`, returning how many moved. A retry
+    /// is never scheduled further ahead than the retry cap, so one that is (the wall clock stepped
+    /// back, while the agent ran or while it was down) would otherwise wait as long as the step.
+    @discardableResult
+    public func bringRetriesForward(notAfter time: Double) throws(OutboxError) -> Int {
+        try write("reschedule retries") { db in
+            try db.execute(sql: "UPDATE events SET next_attempt_at = ? WHERE next_attempt_at > ?", arguments: [time, time])
+            return db.changesCount
+        }
+    }
+
     /// Moves permanently rejected events to the dead letters, with the reason.
     public func deadLetter(_ ids: [Int64], reason: String, now: Double) throws(OutboxError) {
         try write("dead-letter events") { db in

@@ -60,6 +60,15 @@ public struct CircuitBreaker: Sendable, Equatable {
         return nil
     }
 
+    /// Keeps an open breaker from waiting longer than `maxOpenSeconds` from `now`. Times are wall
+    /// seconds, so after the wall clock stepped back the end of an open period is that much further
+    /// away than it was meant to be; this moves it back (a step forward only shortens the wait).
+    public mutating func bound(now: Double) {
+        if case .open(let until) = state, until > now + maxOpenSeconds {
+            state = .open(until: now + maxOpenSeconds)
+        }
+    }
+
     public mutating func recordSuccess() {
         state = .closed
         consecutiveFailures = 0

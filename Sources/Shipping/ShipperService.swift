@@ -157,6 +157,10 @@ struct Shipper {
     var random = SystemRandomNumberGenerator()
     /// A Retry-After from the consumer pauses all sending until then.
     var pausedUntil: Double = 0
+    /// The wall time of the previous round; nil before the first. Retry times, the pause and the
+    /// breaker are wall times (retry times are stored and outlive the process), so a step back of
+    /// the wall clock is noticed here and every wait is bounded again by its longest legal length.
+    var previousNow: Double?
 
     init(service: ShipperService) {
         self.service = service
@@ -166,11 +170,36 @@ struct Shipper {
 
     var logger: Logger { service.logger }
 
+    /// No wait may end later than its cap from `now`: Retry-After pauses and retries wait at most
+    /// `retry.cap_seconds`, an open breaker at most its longest open time. Run at the first round
+    /// (the clock may have stepped back while the agent was down) and whenever the wall clock went
+    /// backwards since the previous round. Nothing is lost either way; this only keeps a clock step
+    /// back of an hour from holding deliveries for an hour.
+    mutating func boundWaits(now: Double, steppedBackFrom previous: Double?) {
+        let cap = service.settings.retry.capSeconds
+        pausedUntil = min(pausedUntil, now + cap)
+        breaker.bound(now: now)
+        do {
+            let moved = try service.database.bringRetriesForward(notAfter: now + cap)
+            if let previous {
+                logger.notice(
+                    "wall clock stepped back; waits bounded again",
+                    metadata: ["clock.step_seconds": "\(String(format: "%.3f", previous - now))", "retries.moved": "\(moved)"])
+            } else if moved > 0 {
+                logger.notice("retries scheduled beyond the retry cap brought forward", metadata: ["retries.moved": "\(moved)"])
+            }
+        } catch {
+            logger.error("cannot reschedule retries", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// One round: sends one batch if it may. Returns how long to wait before the next round
     /// (0: go on at once).
     mutating func step() async -> Double {
         await service.slot.shutDownRetired()
         let now = service.now()
+        if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
+        previousNow = now
         if now < pausedUntil { return min(pausedUntil - now, service.settings.pollSeconds) }
         if let until = breaker.blockedUntil(now: now) { return min(until - now, service.settings.pollSeconds) }
         let batch: [LeasedEvent]

@@ -153,6 +153,22 @@ import Testing
         }
     }
 
+    @Test func bringRetriesForwardMovesOnlyRetriesLaterThanTheBound() throws {
+        try Self.withDatabase { database, _ in
+            let stored = try Self.fill(database, count: 3)
+            let leased = try database.lease(now: 10, maxEvents: 10, maxBytes: 1 << 20)
+            try database.scheduleRetry([leased[0].id], at: 3_610, error: "HTTP 503")  // scheduled before a step back
+            try database.scheduleRetry([leased[1].id], at: 15, error: "HTTP 503")
+            try database.acknowledge([leased[2].id])
+
+            #expect(try database.bringRetriesForward(notAfter: 20) == 1)
+            // The one within the bound keeps its time; the other is due at the bound, not an hour later.
+            #expect(try database.lease(now: 19.9, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[1]])
+            #expect(try database.lease(now: 20, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[0], stored[1]])
+            #expect(try database.bringRetriesForward(notAfter: 20) == 0)
+        }
+    }
+
     @Test func scheduleRetryRecordsTheErrorAndOnlyTouchesTheGivenIDs() throws {
         try Self.withDatabase { database, _ in
             let stored = try Self.fill(database, count: 3)

@@ -61,3 +61,20 @@ import Testing
         #expect(openTimes == [10, 20, 40, 60, 60, 60])
     }
 }
+
+@Suite struct CircuitBreakerClockTests {
+    @Test func boundPullsAnOpenBreakerBackWithinItsLongestOpenTime() {
+        var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10, maxOpenSeconds: 40)
+        breaker.recordFailure(now: 1_000)
+        #expect(breaker.state == .open(until: 1_010))
+        // The wall clock stepped back an hour: the breaker would wait 3,610 s.
+        breaker.bound(now: -2_600)
+        #expect(breaker.state == .open(until: -2_560))
+        // Within the bound (or closed) nothing changes.
+        breaker.bound(now: -2_590)
+        #expect(breaker.state == .open(until: -2_560))
+        breaker.recordSuccess()
+        breaker.bound(now: 0)
+        #expect(breaker.state == .closed)
+    }
+}

@@ -8,7 +8,9 @@
 #                             periods (BENCH_HOUR_PERIODS, 120), CPU per sample and per /metrics
 #                             scrape; then Debian's prometheus-node-exporter with the matching
 #                             collectors on 127.0.0.1: CPU per scrape and RSS; and the ratios
-#                             node_exporter ÷ hostmeter, also as a table on stderr. Installs wrk,
+#                             node_exporter ÷ hostmeter, also as a table on stderr; last, both side
+#                             by side for 2 minutes at their production cadences (hostmeter's
+#                             defaults, a scrape every 15 s): CPU per hour. Installs wrk,
 #                             prometheus-node-exporter (its service is not used) and cloudevents.
 #                             Other settings: scripts/bench_report.py
 #   scripts/bench.sh sample   one full host sample

@@ -16,6 +16,8 @@ Sections:
 * ``node_exporter``: Debian's prometheus-node-exporter, our own instance on 127.0.0.1 with only the
   collectors that read what hostmeter reads; CPU per /metrics scrape and memory at rest and after
   the scrapes, with the same scrape client.
+* ``production``: both running side by side at their production cadences for
+  BENCH_PRODUCTION_SECONDS, with all of their CPU (idle timers included) per hour.
 * ``ratios``: node_exporter ÷ hostmeter for each comparable pair.
 
 CPU is utime+stime of the measured process from /proc/PID/stat (the kernel scales it to the
@@ -26,7 +28,9 @@ Settings (environment, each bounded): BENCH_OUT, BENCH_HOUR_PERIODS (120), BENCH
 (1: interval_seconds = this × sample_seconds 1; 6 gives production's 6 samples per period at 6 s a
 period), BENCH_REST_SAMPLES (5), BENCH_SCRAPES (1000), BENCH_WRK_SECONDS (10),
 BENCH_SAMPLE_ITERATIONS (5000), BENCH_PERIOD_ITERATIONS (2000), BENCH_OUTBOX_EVENTS (100000),
-BENCH_INSTANCE_PERIODS (10), BENCH_NODE_EXPORTER (/usr/bin/prometheus-node-exporter).
+BENCH_INSTANCE_PERIODS (10), BENCH_NODE_EXPORTER (/usr/bin/prometheus-node-exporter),
+BENCH_PRODUCTION_SECONDS (120) and BENCH_SCRAPE_INTERVAL (15) for ``production``: both side by side at
+their production cadences (hostmeter's defaults, node_exporter scraped every 15 s), CPU per hour.
 Only the standard library is used; every wait and loop is bounded in count and time.
 """
 
@@ -611,6 +615,63 @@ def node_exporter_section(children: Children, binary: str, work: Path, settings:
     return section
 
 
+def production_section(children: Children, binary: str, exporter_binary: str, collectors: list[str], work: Path,
+                       settings: dict) -> dict:
+    """Both side by side at the cadences they run at in production, for BENCH_PRODUCTION_SECONDS.
+
+    hostmeter with its defaults (a sample every 5 s, a period every 30 s, the file sink) and
+    node_exporter scraped every BENCH_SCRAPE_INTERVAL seconds (Prometheus' usual 15 s), each
+    measured over the same wall time: all of their CPU, idle timers included.
+    """
+    seconds = settings["production_seconds"]
+    interval = settings["scrape_interval"]
+    port, exporter_port = free_port(), free_port()
+    state = work / "production-state"
+    instances = work / "production-instances.d"
+    instances.mkdir()
+    config = work / "production.yaml"
+    config.write_text(f"host_id: bench\nstate_dir: {state}\ninstances_dir: {instances}\n"
+                      f"api:\n  listen: 127.0.0.1:{port}\n")
+    arguments = [exporter_binary, f"--web.listen-address=127.0.0.1:{exporter_port}", "--collector.disable-defaults"]
+    arguments += [f"--collector.{name}" for name in collectors]
+    with open(work / "production-agent.log", "wb") as agent_log, open(work / "production-exporter.log", "wb") as ne_log:
+        agent = children.start([binary, "run", "--config", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=agent_log, stdin=subprocess.DEVNULL)
+        exporter = children.start(arguments, stdout=subprocess.DEVNULL, stderr=ne_log, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(port, "/health", agent, 20)
+        wait_for(exporter_port, "/metrics", exporter, 20)
+        time.sleep(2)
+        log(f"production cadence: {seconds} s, hostmeter with its defaults, node_exporter scraped every {interval} s")
+        agent_clock, exporter_clock = CPUClock(agent.pid), CPUClock(exporter.pid)
+        end = time.monotonic() + seconds
+        scrapes = 0
+        while time.monotonic() < end:
+            get_once(exporter_port, "/metrics")
+            scrapes += 1
+            time.sleep(max(0.0, min(interval, end - time.monotonic())))
+            for process in (agent, exporter):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{process.args[0]} exited {process.returncode}")
+        agent_cpu, exporter_cpu = agent_clock.since(), exporter_clock.since()
+    finally:
+        children.stop(agent)
+        children.stop(exporter)
+
+    def per_hour(cpu: dict) -> dict:
+        milliseconds = cpu["cpu_sched_live_threads_ms"]
+        return {**cpu, "cpu_ms_per_hour": round(milliseconds * 3600 / cpu["wall_s"], 1),
+                "percent_of_one_core": round(milliseconds / 10 / cpu["wall_s"], 4)}
+
+    return {
+        "seconds": seconds,
+        "hostmeter": {"cadence": "defaults: sample_seconds 5, interval_seconds 30, file sink", **per_hour(agent_cpu)},
+        "node_exporter": {"cadence": f"one scrape every {interval} s", "scrapes": scrapes, **per_hour(exporter_cpu)},
+        "note": "CPU by the scheduler's count (ns) over the same wall time; everything each process did, idle "
+                "timers included",
+    }
+
+
 # MARK: Report
 
 
@@ -655,6 +716,10 @@ def ratios(report: dict) -> tuple[dict, list[tuple[str, str, float, float, str]]
          "hostmeter renders its registry; node_exporter reads /proc and renders"),
         ("scrape_wall_median_us", "/metrics wall, median (µs)", scrape["wall_median_us"],
          agent["metrics_scrape"]["wall_median_us"], "seen by the scrape client"),
+        ("cpu_production_ms_per_hour", "CPU per hour, production cadence (ms)",
+         report["production"]["node_exporter"]["cpu_ms_per_hour"], report["production"]["hostmeter"]["cpu_ms_per_hour"],
+         "hostmeter with its defaults (5 s samples, 30 s periods) vs node_exporter scraped every "
+         f"{report['settings']['scrape_interval']} s, side by side over the same time"),
         ("vm_rss_after_kb", "VmRSS after (kB)", exporter["memory_after_scrapes"]["vm_rss_kb"],
          agent["memory_after_hour"]["vm_rss_kb"], "node_exporter after the scrapes vs hostmeter after the hour"),
         ("rss_anon_after_kb", "RssAnon after (kB)", exporter["memory_after_scrapes"]["rss_anon_kb"],
@@ -698,6 +763,8 @@ def main() -> None:
         "period_iterations": env_int("BENCH_PERIOD_ITERATIONS", 2000, 1, 1_000_000),
         "outbox_events": env_int("BENCH_OUTBOX_EVENTS", 100_000, 1, 10_000_000),
         "instance_periods": env_int("BENCH_INSTANCE_PERIODS", 10, 1, 1000),
+        "production_seconds": env_int("BENCH_PRODUCTION_SECONDS", 120, 10, 3600),
+        "scrape_interval": env_int("BENCH_SCRAPE_INTERVAL", 15, 1, 300),
     }
     exporter = os.environ.get("BENCH_NODE_EXPORTER", "/usr/bin/prometheus-node-exporter")
     binaries = Path(arguments.bin)
@@ -717,6 +784,8 @@ def main() -> None:
         report["agent"] = agent_section(children, str(binaries / "hostmeter"), work, settings)
         report["api_get"] = report["agent"].pop("api_get")
         report["node_exporter"] = node_exporter_section(children, exporter, work, settings)
+        report["production"] = production_section(children, str(binaries / "hostmeter"), exporter,
+                                                  report["node_exporter"]["collectors"], work, settings)
         report["ratios"], rows = ratios(report)
         report["machine"]["loadavg_after"] = loadavg()
         report["run_seconds"] = round(time.monotonic() - began, 1)

@@ -521,6 +521,12 @@ class Chaos:
         if not self.tmpfs:
             return
         self.fault("disk_full")
+        # SQLite reuses its WAL file from the start after a checkpoint, so a full filesystem only
+        # bites once the WAL must grow. Truncating it first (as any sqlite3 client may) makes the
+        # agent's next commit need new blocks.
+        with contextlib.suppress(sqlite3.Error):
+            with contextlib.closing(sqlite3.connect(self.state_dir / "hostmeter.sqlite", timeout=5)) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         filler = self.state_dir / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -692,6 +698,8 @@ class Chaos:
             "billing": billing,
             "delivery": delays,
             "observations": self.observations,
+            "disk_full_with_failed_commits": sum(1 for o in self.observations
+                                                 if o["fault"] == "disk_full" and o["database_writable"] is False),
             "outbox_at_end": {"pending_events": state["pending"], "dead_letters": state["dead_letters"]},
         }
 

@@ -279,7 +279,7 @@ class Chaos:
     args: argparse.Namespace
     work: Path
     rng: random.Random
-    agent: Agent = field(init=False)
+    agent: Agent = field(init=False, default=None)  # type: ignore[assignment] # set by setup()
     consumer: Consumer = field(init=False)
     faults: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -443,10 +443,6 @@ class Chaos:
         if self.active is None:
             # During another fault the agent cannot catch up before that fault ends.
             self.recovered("kill9")
-
-    def maybe_kill(self, probability: float = 0.3) -> None:
-        if self.rng.random() < probability:
-            self.kill_and_restart()
 
     def hold(self, seconds: float, kill_probability: float = 0.0) -> None:
         """Lets `seconds` pass, maybe with a kill -9 somewhere in them."""
@@ -872,7 +868,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hostmeter-chaos."))
     log(f"seed {args.seed}, {args.seconds:.0f} s of faults, work folder {work}")
     chaos = Chaos(args, work, random.Random(args.seed))
-    chaos.agent = None  # type: ignore[assignment]
     keep = args.keep
     try:
         # SIGTERM (a CI timeout) cleans up like Ctrl-C: mounts, cgroups and processes.

@@ -28,6 +28,13 @@ scripts/deps.sh --test
 swift build -c "$configuration" --product hostmeter >&2
 binary=$(swift build -c "$configuration" --show-bin-path)/hostmeter
 
+# The verdict first: a checker that can no longer fail would pass any run.
+if ! verdict=$(python3 scripts/chaos_selftest.py 2>&1); then
+  echo "$verdict" >&2
+  echo "chaos: the verdict's self-test failed (scripts/chaos_selftest.py)" >&2
+  exit 1
+fi
+
 arguments=(--binary "$binary" --mode "$mode" --seconds "$seconds")
 [[ -n ${CHAOS_SEED:-} ]] && arguments+=(--seed "$CHAOS_SEED")
 [[ -n ${CHAOS_REPORT:-} ]] && arguments+=(--report "$CHAOS_REPORT")

@@ -18,10 +18,14 @@ import Glibc
         // 150 refused events of 1 KiB: about 150 KiB, more than a tenth of the 1 MiB bound.
         let database = try AgentDatabase.open(path: scratch.stateDirectory.appendingPathComponent("hostmeter.sqlite").path)
         let padding = String(repeating: "x", count: 1000)
-        let events = (0..<150).map { index in
-            OutboxEvent(
-                eventID: "refused-\(index)", eventType: "resource_usage", instanceID: "vm-1", periodStart: Int64(index * 30),
-                periodEnd: Int64(index * 30 + 30), payload: Data(#"{"event_id":"refused-\#(index)","pad":"\#(padding)"}"#.utf8))
+        var events: [OutboxEvent] = []
+        for index in 0..<150 {
+            let start = Int64(index) * 30
+            let payload = Data(#"{"event_id":"refused-\#(index)","pad":"\#(padding)"}"#.utf8)
+            events.append(
+                OutboxEvent(
+                    eventID: "refused-\(index)", eventType: "resource_usage", instanceID: "vm-1", periodStart: start,
+                    periodEnd: start + 30, payload: payload))
         }
         try database.commit(MeteringCommit(events: events))
         let leased = try database.lease(now: 1e12, maxEvents: 1000, maxBytes: 1 << 30)

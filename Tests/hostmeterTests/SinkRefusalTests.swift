@@ -51,7 +51,8 @@ import Glibc
         try consumer.setMode(["mode": "ok"])
         let recovered = await waitUntil(within: 40) {
             health = try agentHealth(port: port)
-            return health.ok && (try consumer.stats()["unique_events"] as? Int ?? 0) > 0
+            let delivered = try consumer.stats()["unique_events"] as? Int ?? 0
+            return health.ok && delivered > 0
         }
         #expect(recovered, "not recovered: \(health.reasons); stderr:\n\(agent.stderr)")
         let after = try LoopbackHTTP.get(port: port, path: "/outbox").json

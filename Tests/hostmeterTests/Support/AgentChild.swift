@@ -62,6 +62,10 @@ final class AgentChild {
             !name.hasPrefix("HOSTMETER_") && !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains(name)
         }
         environment["LC_ALL"] = "C"
+        // A crash ends the child at once: the runtime's backtracer would otherwise hold its
+        // descriptors (and Process's view of it) for as long as it takes, and a test of a crash
+        // would hang instead of failing.
+        environment["SWIFT_BACKTRACE"] = "enable=no"
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "\(shell)\nexec \"$0\" run --config \"$1\"", TestPaths.hostmeter.path, scratch.configFile.path]
         process.environment = environment

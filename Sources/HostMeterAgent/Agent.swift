@@ -33,8 +33,7 @@ public enum Agent {
         configuration: AgentConfiguration, logger: Logger, configurationPath: String? = nil,
         logSettings: LogSettings? = nil, notifier: SystemdNotifier = SystemdNotifier(environment: [:])
     ) throws -> AgentRuntime {
-        try FileManager.default.createDirectory(
-            atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        try StateDirectory.create(configuration.stateDirectory)
         let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
         let database = try AgentDatabase.open(path: configuration.databasePath)
         let recorder = try MeteringRecorder(
@@ -56,6 +55,7 @@ public enum Agent {
                 sampleSeconds: configuration.effectiveSampleSeconds, outboxMaxBytes: configuration.outbox.maxBytes,
                 startedAt: Date().timeIntervalSince1970))
         let metrics = AgentMetrics()
+        logSettings?.observeDroppedLines { metrics.recordLogLinesDropped($0) }
         let shipperStatus = ShipperStatus()
         let thresholds = try ThresholdRuleBook(configuration: configuration.thresholds, database: database)
         let tokens = try loadTokens(configuration)

@@ -56,4 +56,49 @@ import Testing
             #expect(try database.gaps().map(\.instanceID) == ["vm-a"])
         }
     }
+
+    @Test func pruningKeepsWhatUndeliveredUsageNeeds() throws {
+        try OutboxBoundTests.withDatabase { database, _ in
+            let old: Int64 = 1_000
+            // "live" is metered now; its oldest undelivered period starts at 1500.
+            let pending = AgentDatabaseTests.event("live-1500", instance: "live", start: 1500, end: 1530)
+            // "refused" was removed; one of its periods (500–530) is a dead letter.
+            let refused = AgentDatabaseTests.event("refused-500", instance: "refused", start: 500, end: 530)
+            try database.commit(
+                MeteringCommit(
+                    checkpoints: [AgentDatabaseTests.checkpoint("live", state: "{}")], events: [pending, refused],
+                    gaps: [
+                        Self.gap("live", from: 800, to: 900),  // delivered on both sides: goes
+                        Self.gap("live", from: 1400, to: 1500),  // the period after it is pending: stays
+                        Self.gap("live", from: 2400, to: 2500),  // after the pending one: stays
+                        Self.gap("gone", from: 100, to: 200),  // removed, all delivered: goes
+                        Self.gap("refused", from: 300, to: 400),  // before its dead letter: goes
+                        Self.gap("refused", from: 530, to: 600),  // after its dead letter: stays
+                    ],
+                    baselines: [
+                        Self.baseline("live", at: 100),  // superseded at 1000, before 1500: goes
+                        Self.baseline("live", at: 1000),  // superseded at 2000, after 1500: stays
+                        Self.baseline("live", at: 2000),  // the latest of a live instance: stays
+                        Self.baseline("gone", at: 50),  // the latest of a removed, delivered one: goes
+                        Self.baseline("refused", at: 450),  // its usage is a dead letter: stays
+                    ]),
+                now: old)
+            let leased = try database.lease(now: 1e12, maxEvents: 10, maxBytes: 1 << 20)
+            try database.deadLetter(leased.filter { $0.event.eventID == refused.eventID }.map(\.id), reason: "http_400", now: 1)
+            // Recorded recently: kept whatever they are.
+            try database.commit(
+                MeteringCommit(gaps: [Self.gap("gone", from: 200, to: 300)], baselines: [Self.baseline("gone", at: 60)]),
+                now: 5_000)
+
+            #expect(try database.pruneAuditRecords(recordedBefore: 4_000) == 5)
+            #expect(
+                try database.gaps().map { "\($0.instanceID) \($0.to)" }
+                    == ["live 1500", "live 2500", "refused 600", "gone 300"])
+            #expect(
+                try database.baselines().map { "\($0.instanceID) \($0.wallNanos / 1_000_000_000)" }
+                    == ["live 1000", "live 2000", "refused 450", "gone 60"])
+            // Nothing more to do until more usage is delivered.
+            #expect(try database.pruneAuditRecords(recordedBefore: 4_000) == 0)
+        }
+    }
 }

@@ -1,0 +1,124 @@
+import AgentAPI
+import AsyncHTTPClient
+import Foundation
+import HostMeterAgent
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The sampler keeps its wall-clock cadence however hard the API is driven: clients hammering the
+/// API (threshold writes that commit to SQLite, /get, /metrics) must not delay or skip a sample.
+@Suite(.serialized) struct SamplerCadenceUnderLoadTests {
+    @Test func samplesStayOnTheirTicksWhileTheAPIIsHammered() async throws {
+        let tokens = try AdminTokensFile()
+        defer { tokens.remove() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cadence-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = try AgentConfiguration.parse(
+            """
+            host_id: cadence-host
+            interval_seconds: 2
+            sample_seconds: 1
+            state_dir: \(directory.path)
+            api:
+              listen: 127.0.0.1:0
+              tokens_file: \(tokens.path)
+            """)
+        var logger = Logger(label: "cadence")
+        logger.logLevel = .warning
+        let runtime = try Agent.build(configuration: configuration, logger: logger)
+        let agent = Task { try await runtime.serviceGroup.run() }
+        defer { agent.cancel() }
+        let port = try #require(await Self.waitForPort(runtime.apiPort), "the API did not listen within 20 s")
+        for _ in 0..<100 where runtime.state.snapshot.lastSample == nil {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+
+        // A client with room for many connections at once (the shared one keeps 8 per host).
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+
+        // Watch every sample's wall time while 48 clients drive the API for 6 s.
+        let observed = Observed()
+        let loadSeconds = 6.0
+        let loadStarted = Date()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while Date().timeIntervalSince(loadStarted) < loadSeconds + 1 {
+                    if let wall = runtime.state.snapshot.lastSample?.wallNanos {
+                        observed.sampleTimes.withLock { times in
+                            if times.last != wall { times.append(wall) }
+                        }
+                    }
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            for worker in 0..<48 {
+                group.addTask {
+                    var round = 0
+                    while Date().timeIntervalSince(loadStarted) < loadSeconds {
+                        round += 1
+                        var request: HTTPClientRequest
+                        switch (worker + round) % 3 {
+                        case 0:
+                            request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/thresholds")
+                            request.method = .PUT
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            request.body = .bytes(ByteBuffer(string:
+                                #"{"rules": [{"name": "load-\#(worker)", "metric": "cpu_percent_avg", "op": ">", "value": \#(round)}]}"#))
+                        case 1:
+                            request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/get")
+                        default:
+                            request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics")
+                        }
+                        request.headers.add(name: "Authorization", value: "Bearer \(tokens.token)")
+                        if let response = try? await client.execute(request, timeout: .seconds(5)) {
+                            _ = try? await response.body.collect(upTo: 8 << 20)
+                            observed.requests.add(1, ordering: .relaxed)
+                        }
+                    }
+                }
+            }
+        }
+        try? await client.shutdown()
+        agent.cancel()
+        _ = await agent.result
+
+        let times = observed.sampleTimes.withLock { $0 }
+        let served = observed.requests.load(ordering: .relaxed)
+        print("SamplerCadenceUnderLoadTests: \(served) requests in \(loadSeconds) s; sample offsets (ms):",
+              times.map { ($0 % 1_000_000_000) / 1_000_000 })
+        #expect(served > 200, "the load did not load: \(served) requests")
+        #expect(times.count >= Int(loadSeconds), "\(times.count) samples in \(loadSeconds + 1) s")
+        for (earlier, later) in zip(times, times.dropFirst()) {
+            let gap = Double(later - earlier) / 1e9
+            #expect(gap > 0.5 && gap < 1.5, "samples \(gap) s apart: one was skipped or late")
+        }
+        for wall in times {
+            let lateness = Double(wall % 1_000_000_000) / 1e9
+            #expect(lateness < 0.25, "a sample was taken \(lateness) s after its tick")
+        }
+    }
+
+    /// What the load's tasks see: each sample's wall time, and the requests answered.
+    final class Observed: Sendable {
+        let sampleTimes = Mutex<[Int64]>([])
+        let requests = Atomic<Int>(0)
+    }
+
+    static func waitForPort(_ port: APIServer.BoundPort) async -> Int? {
+        await withTaskGroup(of: Int?.self) { group in
+            group.addTask { await port.wait() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(20))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+    }
+}

@@ -1,4 +1,4 @@
-import AgentAPI
+public import AgentAPI
 import Foundation
 public import Metering
 public import Probes
@@ -19,6 +19,18 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var tokensFile: String?
         /// With tokens configured, whether /health and /metrics need one too (default: they stay open).
         public var authHealthAndMetrics = false
+        /// `api.max_connections_per_peer`: connections one IPv4 address or IPv6 /64 may hold.
+        public var maxConnectionsPerPeer = APILimits.defaultMaxConnectionsPerPeer
+        /// `api.request_timeout_seconds`: how long a client may take to send a whole request.
+        public var requestTimeoutSeconds = 10.0
+        /// `api.tls`: certificate, key and client CA files; none set: plain HTTP. The files are
+        /// read and checked by `Agent.loadAPITLS`, not here.
+        public var tls = APITLSFiles()
+
+        /// The connection limits these settings give the server.
+        public var limits: APILimits {
+            APILimits(maxConnectionsPerPeer: maxConnectionsPerPeer, requestTimeout: .milliseconds(Int64((requestTimeoutSeconds * 1000).rounded())))
+        }
     }
 
     public struct Host: Sendable, Equatable {
@@ -213,7 +225,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         instancesDirectory = try node("instances_dir").string(default: instancesDirectory)
         guard !instancesDirectory.isEmpty else { throw node("instances_dir").error("must not be empty") }
 
-        let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
+        let apiKeys = try node("api").mapping(
+            allowed: ["listen", "tokens_file", "auth_health_and_metrics", "max_connections_per_peer",
+                      "request_timeout_seconds", "tls"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
         do {
             _ = try ListenAddress.parse(api.listen)
@@ -225,6 +239,16 @@ public struct AgentConfiguration: Sendable, Equatable {
             guard let value = auth.node?.bool else { throw auth.error("expected true or false") }
             api.authHealthAndMetrics = value
         }
+        api.maxConnectionsPerPeer = try apiKeys["max_connections_per_peer"]?.int(
+            default: api.maxConnectionsPerPeer, in: 1...APILimits.defaultMaxConnections) ?? api.maxConnectionsPerPeer
+        api.requestTimeoutSeconds = try apiKeys["request_timeout_seconds"]?.double(
+            default: api.requestTimeoutSeconds, in: 0.1...600) ?? api.requestTimeoutSeconds
+        let tlsKeys = try (apiKeys["tls"] ?? node("api").child("tls")).mapping(
+            allowed: ["certificate_file", "key_file", "client_ca_file"])
+        api.tls = APITLSFiles(
+            certificateFile: try tlsKeys["certificate_file"]?.optionalString(),
+            keyFile: try tlsKeys["key_file"]?.optionalString(),
+            clientCAFile: try tlsKeys["client_ca_file"]?.optionalString())
 
         let hostKeys = try node("host").mapping(allowed: ["enabled", "instance_id", "user_id", "org_id"])
         if let enabled = hostKeys["enabled"], !enabled.isNull {

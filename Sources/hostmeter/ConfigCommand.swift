@@ -20,6 +20,8 @@ struct ConfigCommand: ParsableCommand {
             let configuration: AgentConfiguration
             do {
                 configuration = try AgentConfiguration.load(path: file)
+                // The API's TLS files are checked as `hostmeter run` checks them.
+                _ = try Agent.loadAPITLS(configuration, configurationPath: file)
             } catch {
                 FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
                 throw ExitCode(2)

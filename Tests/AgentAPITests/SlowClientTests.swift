@@ -92,6 +92,7 @@ struct AdminTokensFile {
                 }
             }
             let cutAfter = try #require(closedAfter, "the trickled request was still open after \(Self.requestTimeout + 10) s")
+            print("SlowClientTests: \(idle.count) idle connections; GET /health in \(healthSeconds) s; trickled request cut after \(cutAfter) s")
             #expect(cutAfter > Self.requestTimeout - 0.5 && cutAfter < Self.requestTimeout + 2.5,
                     "the trickled request was cut after \(cutAfter) s, not at the \(Self.requestTimeout) s deadline")
             #expect(answer.hasPrefix("HTTP/1.1 408"), "answer: \(answer.prefix(300))")

@@ -9,6 +9,8 @@ want_test=0
 debs=(libsqlite3-dev)
 if (( want_test )); then
   debs+=(python3 iproute2 prometheus-alertmanager)
+  # Tests/hostmeterTests/APITLSTests.swift makes its CA and certificates with the openssl tool.
+  debs+=(openssl)
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
   # (prometheus), and adduser for the package's postinst.
   debs+=(dpkg-dev lintian systemd prometheus adduser)

@@ -69,7 +69,10 @@ extension APILoadTests {
                 do {
                     var request = HTTPClientRequest(url: agent.base + "/health")
                     request.headers.add(name: "Connection", value: "close")
-                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(2))
+                    // With tokens, /health needs an admin or metrics token.
+                    request.headers.add(name: "Authorization", value: "Bearer \(tokens.token)")
+                    // Generous for a loaded machine; on main it never answered while the attack held.
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(4))
                     healthStatus = Int(response.status.code)
                     _ = try await response.body.collect(upTo: 1 << 20)
                 } catch {
@@ -77,7 +80,7 @@ extension APILoadTests {
                 }
                 let healthSeconds = Date().timeIntervalSince(healthStarted)
                 #expect(healthStatus == 200)
-                #expect(healthSeconds < 2, "GET /health took \(healthSeconds) s")
+                #expect(healthSeconds < 4, "GET /health took \(healthSeconds) s")
 
                 // Trickle one byte every 250 ms until the server answers or closes (bounded: 20 s).
                 var answer = ""
@@ -98,7 +101,7 @@ extension APILoadTests {
                 }
                 let cutAfter = try #require(closedAfter, "the trickled request was still open after \(Self.requestTimeout + 10) s")
                 print("SlowClientTests: \(idle.count) idle connections; GET /health in \(healthSeconds) s; trickled request cut after \(cutAfter) s")
-                #expect(cutAfter > Self.requestTimeout - 0.5 && cutAfter < Self.requestTimeout + 2.5,
+                #expect(cutAfter > Self.requestTimeout - 0.5 && cutAfter < Self.requestTimeout + 6,
                         "the trickled request was cut after \(cutAfter) s, not at the \(Self.requestTimeout) s deadline")
                 #expect(answer.hasPrefix("HTTP/1.1 408"), "answer: \(answer.prefix(300))")
                 #expect(answer.contains("\"status\":408"), "the 408 has the API's JSON error body: \(answer.prefix(300))")

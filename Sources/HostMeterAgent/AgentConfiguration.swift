@@ -127,6 +127,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     public static let defaultPath = "/etc/hostmeter/hostmeter.yaml"
+    /// The largest configuration file read; a full one is a few kilobytes.
+    public static let maxFileBytes = YAMLGuard.defaultMaxBytes
 
     // MARK: Loading
 
@@ -136,11 +138,14 @@ public struct AgentConfiguration: Sendable, Equatable {
         path: String, environment: [String: String]? = nil
     ) throws(ConfigurationError) -> AgentConfiguration {
         let environment = environment ?? ProcessInfo.processInfo.environment
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = try FileReader.read(path, limit: maxFileBytes)
         } catch {
-            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(error.localizedDescription)")
+            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(error)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: the file is not UTF-8 text")
         }
         return try parse(text, file: path, environment: environment)
     }
@@ -150,6 +155,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     public static func parse(
         _ text: String, file: String = "<config>", environment: [String: String] = [:]
     ) throws(ConfigurationError) -> AgentConfiguration {
+        // Anchors are refused before Yams composes the text: an alias used as a mapping key
+        // keeps Yams' composer busy for minutes (YAMLGuard).
+        try YAMLGuard.check(text, maxBytes: maxFileBytes) { ConfigurationError(file: file, line: $0.line, key: "", message: $0.message) }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -1,3 +1,4 @@
+import AgentAPI
 import Foundation
 import Yams
 
@@ -82,6 +83,9 @@ extension AgentConfiguration {
                     message: "no configuration key is set by this variable (e.g. HOSTMETER_SINK_URL sets sink.url)")
             }
             let value: Node
+            try YAMLGuard.check(text) {
+                ConfigurationError(file: "environment", line: nil, key: key.path, message: "\(name): \($0)")
+            }
             do {
                 value = try Yams.compose(yaml: text) ?? Node("", Tag(.null))
             } catch {

@@ -174,7 +174,7 @@ struct YAMLTokenScanner {
                 return YAMLGuardError(
                     line: line + 1, column: column + 1,
                     message: "\(byte == .asterisk ? "an alias" : "an anchor") (\(token(at: index))) at column \(column + 1): "
-                        + "YAML anchors and aliases are not allowed here; write the value out in full")
+                        + "YAML anchors and aliases are not allowed; write the value out in full")
             } else if byte == .exclamation {
                 try saveSimpleKey()
                 simpleKeyAllowed = false
@@ -210,7 +210,7 @@ struct YAMLTokenScanner {
                 return YAMLGuardError(
                     line: lineNumber,
                     message: "'\(Character(Unicode.Scalar(byte)))' after the YAML error at line \(errorLine) (\(reason)) "
-                        + "may be an alias or anchor, and YAML anchors and aliases are not allowed here")
+                        + "may be an alias or anchor, and YAML anchors and aliases are not allowed")
             }
             if byte == .lineFeed || (byte == .carriageReturn && (position + 1 >= bytes.count || bytes[position + 1] != .lineFeed)) {
                 lineNumber += 1
@@ -220,9 +220,10 @@ struct YAMLTokenScanner {
         return nil
     }
 
+    /// The indicator and the name after it, as libyaml reads a name (at most 40 characters shown).
     private func token(at start: Int) -> String {
         var end = start + 1
-        while end < bytes.count, end - start < 40, !isBlankOrEnd(end), !isFlowIndicator(bytes[end]) { end += 1 }
+        while end < bytes.count, end - start <= 40, isAlphanumeric(bytes[end]) { end += 1 }
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 

@@ -46,9 +46,11 @@ public enum Agent {
                 orgID: configuration.host.orgID),
             encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes,
             meterHost: configuration.host.enabled)
-        let registry = try InstanceRegistry(database: database, reserved: [configuration.hostInstanceID])
+        let registry = try InstanceRegistry(
+            database: database, reserved: [configuration.hostInstanceID], limit: configuration.maxInstances)
         let instances = InstanceSampling(
-            registry: registry, directory: InstanceDirectory(path: configuration.instancesDirectory),
+            registry: registry,
+            directory: InstanceDirectory(path: configuration.instancesDirectory, maxManifests: configuration.maxInstances),
             probe: makeInstanceProbe(configuration, logger: logger), logger: logger)
         let state = AgentState(
             AgentSnapshot(

@@ -84,6 +84,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var stateDirectory = "/var/lib/hostmeter"
     /// `instances_dir`: one manifest file per metered instance (VM).
     public var instancesDirectory = "/etc/hostmeter/instances.d"
+    /// `max_instances`: the most instances metered besides the host, from files and the API.
+    public var maxInstances = InstanceRegistry.defaultLimit
     public var schemaVersion = UsageSchemaVersion.current
     public var api = API()
     public var host = Host()
@@ -127,6 +129,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     public static let defaultPath = "/etc/hostmeter/hostmeter.yaml"
+    /// The largest `max_instances`: each instance costs about 9 kB of memory and 33 µs per probe.
+    public static let maxInstancesLimit = 65_536
     /// The largest configuration file read; a full one is a few kilobytes.
     public static let maxFileBytes = YAMLGuard.defaultMaxBytes
 
@@ -192,7 +196,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         let keys = try root.mapping(allowed: [
             "host_id", "interval_seconds", "sample_seconds", "state_dir", "schema_version", "api", "host", "sink",
             "retry", "circuit_breaker", "outbox", "thresholds", "alerting", "log", "probes", "gpu", "instances_dir",
-            "instance_sample_seconds",
+            "instance_sample_seconds", "max_instances",
         ])
         func node(_ name: String) -> ConfigNode { keys[name] ?? root.child(name) }
 
@@ -220,6 +224,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         schemaVersion = try node("schema_version").choice(default: schemaVersion)
         instancesDirectory = try node("instances_dir").string(default: instancesDirectory)
         guard !instancesDirectory.isEmpty else { throw node("instances_dir").error("must not be empty") }
+        maxInstances = try node("max_instances").int(default: maxInstances, in: 1...Self.maxInstancesLimit)
 
         let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen

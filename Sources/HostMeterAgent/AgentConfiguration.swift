@@ -85,7 +85,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `instances_dir`: one manifest file per metered instance (VM).
     public var instancesDirectory = "/etc/hostmeter/instances.d"
     /// `max_instances`: the most instances metered besides the host, from files and the API.
-    public var maxInstances = InstanceRegistry.defaultLimit
+    public var maxInstances = AgentConfiguration.defaultMaxInstances
     public var schemaVersion = UsageSchemaVersion.current
     public var api = API()
     public var host = Host()
@@ -129,6 +129,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     public static let defaultPath = "/etc/hostmeter/hostmeter.yaml"
+    /// `max_instances`' default, `InstanceRegistry.defaultLimit` (spelled out here because the fuzz
+    /// build of this file has no InstanceRegistry).
+    public static let defaultMaxInstances = 4096
     /// The largest `max_instances`: each instance costs about 9 kB of memory and 33 µs per probe.
     public static let maxInstancesLimit = 65_536
     /// The largest configuration file read; a full one is a few kilobytes.

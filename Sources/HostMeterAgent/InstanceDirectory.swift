@@ -58,7 +58,7 @@ public struct InstanceDirectory: Sendable {
 
     /// `maxManifests` is `max_instances`; `parseDeadline` bounds one file's read and parse.
     public init(
-        path: String, maxManifests: Int = InstanceRegistry.defaultLimit,
+        path: String, maxManifests: Int = AgentConfiguration.defaultMaxInstances,
         parseDeadline: Duration = defaultParseDeadline, scanWait: Duration = defaultScanWait
     ) {
         self.init(

@@ -136,6 +136,11 @@ import Glibc
         #expect(scan.problems.last?.message.hasPrefix("2 more files are not read: \(scratch.path) holds 103") == true)
     }
 
+    @Test func theDefaultLimitIsTheRegistrysAndTheDirectorys() {
+        #expect(AgentConfiguration.defaultMaxInstances == InstanceRegistry.defaultLimit)
+        #expect(InstanceDirectory(path: "/nonexistent").maxManifests == InstanceRegistry.defaultLimit)
+    }
+
     @Test(arguments: [("{}", 4096), ("max_instances: 1", 1), ("max_instances: 65536", 65536)])
     func maxInstancesHasADefaultAndARange(yaml: String, expected: Int) throws {
         #expect(try AgentConfiguration.parse(yaml).maxInstances == expected)

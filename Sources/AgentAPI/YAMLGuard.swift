@@ -446,9 +446,7 @@ struct YAMLTokenScanner {
             if byte(index) == .hash { break }
             while !isBlankOrEnd(index) {
                 let byte = bytes[index]
-                if flowLevel > 0 && byte == .colon, [.comma, .question, .openBracket, .closeBracket, .openBrace, .closeBrace]
-                    .contains(self.byte(index + 1))
-                {
+                if flowLevel > 0 && byte == .colon && (isFlowIndicator(self.byte(index + 1)) || self.byte(index + 1) == .question) {
                     throw Refusal(reason: "found unexpected ':' in a plain scalar")
                 }
                 if (byte == .colon && isBlankOrEnd(index + 1)) || (flowLevel > 0 && isFlowIndicator(byte)) { break }
@@ -481,13 +479,13 @@ struct YAMLTokenScanner {
         if byte(index) == .plus || byte(index) == .dash {
             skip()
             if isDigit(byte(index)) {
-                guard byte(index) != .zero else { throw Refusal(reason: "found an indentation indicator equal to 0") }
-                increment = Int(byte(index) - .zero)
+                guard byte(index) != .digitZero else { throw Refusal(reason: "found an indentation indicator equal to 0") }
+                increment = Int(byte(index) - .digitZero)
                 skip()
             }
         } else if isDigit(byte(index)) {
-            guard byte(index) != .zero else { throw Refusal(reason: "found an indentation indicator equal to 0") }
-            increment = Int(byte(index) - .zero)
+            guard byte(index) != .digitZero else { throw Refusal(reason: "found an indentation indicator equal to 0") }
+            increment = Int(byte(index) - .digitZero)
             skip()
             if byte(index) == .plus || byte(index) == .dash { skip() }
         }
@@ -592,7 +590,7 @@ struct YAMLTokenScanner {
         byte == .comma || byte == .openBracket || byte == .closeBracket || byte == .openBrace || byte == .closeBrace
     }
 
-    private func isDigit(_ byte: UInt8) -> Bool { byte >= .zero && byte <= .zero + 9 }
+    private func isDigit(_ byte: UInt8) -> Bool { byte >= .digitZero && byte <= .digitZero + 9 }
 
     private func isHexDigit(_ byte: UInt8) -> Bool {
         isDigit(byte) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
@@ -633,7 +631,7 @@ extension UInt8 {
     fileprivate static let comma = UInt8(ascii: ",")
     fileprivate static let dash = UInt8(ascii: "-")
     fileprivate static let period = UInt8(ascii: ".")
-    fileprivate static let zero = UInt8(ascii: "0")
+    fileprivate static let digitZero = UInt8(ascii: "0")
     fileprivate static let colon = UInt8(ascii: ":")
     fileprivate static let lessThan = UInt8(ascii: "<")
     fileprivate static let greaterThan = UInt8(ascii: ">")

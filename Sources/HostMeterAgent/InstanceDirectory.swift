@@ -27,7 +27,7 @@ public struct InstanceDirectory: Sendable {
     /// milliseconds.
     public static let defaultParseDeadline = Duration.seconds(2)
     /// How long a scan waits for the files it queued before it returns without them.
-    public static let defaultScanWait = Duration.milliseconds(250)
+    public static let defaultScanWait = Duration.seconds(1)
     /// Files beyond `maxManifests` named one by one in the problems; the rest are counted.
     static let namedOverflow = 100
 

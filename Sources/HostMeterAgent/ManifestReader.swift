@@ -1,7 +1,7 @@
-public import AgentAPI
+import AgentAPI
 import Dispatch
 import Foundation
-public import Metering
+import Metering
 import Synchronization
 
 /// Reads and parses manifest files on a thread of its own, each within a deadline, so that no file

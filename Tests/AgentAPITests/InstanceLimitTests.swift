@@ -6,6 +6,7 @@ import Logging
 import Metering
 import NIOCore
 import Outbox
+import Shipping
 import Testing
 
 /// `max_instances`: the registry holds at most its limit of instances, files and API together.
@@ -32,8 +33,9 @@ import Testing
         defer { scratch.remove() }
         let registry = try InstanceRegistry(database: try AgentDatabase.open(path: scratch.path), limit: 3)
         for id in ["vm-1", "vm-2", "vm-3"] { #expect(try registry.put(Self.manifest(id), now: 1) == true) }
-        do {
-            try registry.put(Self.manifest("vm-4"), now: 2)
+        let fourth = try Self.manifest("vm-4")
+        do throws(InstanceRegistryError) {
+            try registry.put(fourth, now: 2)
             Issue.record("a fourth instance was registered under a limit of 3")
         } catch {
             guard case .full(let id, let limit) = error else { throw error }

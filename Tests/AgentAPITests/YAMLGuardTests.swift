@@ -123,14 +123,15 @@ import Yams
         }
 
         let configurationError = Self.finishes(within: 20) { () -> ConfigurationError? in
-            do {
+            do throws(ConfigurationError) {
                 _ = try AgentConfiguration.parse(configuration, file: "/etc/hostmeter/hostmeter.yaml")
                 return nil
             } catch {
                 return error
             }
         }
-        let refused = try #require(try #require(configurationError, "the configuration's parse did not finish within 20 s"))
+        let configurationFinished = try #require(configurationError, "the configuration's parse did not finish within 20 s")
+        let refused = try #require(configurationFinished, "the bomb was accepted as a configuration")
         #expect(refused.description.hasPrefix("/etc/hostmeter/hostmeter.yaml:2: an anchor (&a)"), "\(refused)")
         #expect(refused.message.contains("YAML anchors and aliases are not allowed"), "\(refused)")
 
@@ -143,7 +144,8 @@ import Yams
                 return "\(error)"
             }
         }
-        let tokensRefusal = try #require(try #require(tokensError, "the tokens file's parse did not finish within 20 s"))
+        let tokensFinished = try #require(tokensError, "the tokens file's parse did not finish within 20 s")
+        let tokensRefusal = try #require(tokensFinished, "the bomb was accepted as a tokens file")
         #expect(tokensRefusal.hasPrefix("/etc/hostmeter/tokens.yaml: line 3: an anchor (&a)"), "\(tokensRefusal)")
 
         #expect(ContinuousClock.now - started < .seconds(5))

@@ -153,7 +153,7 @@ struct InstanceAPIBench: AsyncParsableCommand {
 }
 
 /// One HTTP/1.1 request over a loopback connection of its own (`Connection: close`), read to the
-/// end: enough for a benchmark, with 10 s socket timeouts so nothing waits forever.
+/// end: enough for a benchmark, with 120 s socket timeouts so nothing waits forever.
 enum BenchHTTP {
     struct Response {
         var status: Int
@@ -164,7 +164,7 @@ enum BenchHTTP {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw BenchFailure("socket: errno \(errno)") }
         defer { close(descriptor) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 120, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()

@@ -140,10 +140,8 @@ public struct InstanceDirectory: Sendable {
                 parsed = Parsed(version: version, result: result, lastValid: try? result.get())
                 if parsed.lastValid == nil { parsed.lastValid = cache[file]?.lastValid }
             } else if let earlier = cache[file] {
-                // Still being read: the version read before stays in effect (or refused) meanwhile.
-                seen[file] = earlier
-                if let lastValid = earlier.lastValid { manifests.append((file, lastValid)) }
-                continue
+                // Still being read: what the version read before gave stays meanwhile.
+                parsed = earlier
             } else {
                 unread.append(file)
                 continue

@@ -26,9 +26,9 @@ import Glibc
 
     /// The same construction with `levels` levels: small enough that Yams finishes on its own,
     /// long enough (without YAMLGuard) to pass a short deadline.
-    static func smallerBomb(levels: Int) -> String {
+    static func smallerBomb(levels: Int, id: String = "vm-slow") -> String {
         let names = Array("abcdefghijklmnopqrstuvwxyz")
-        var text = "instance_id: vm-slow\nuser_id: mallory\na: &a [lol, lol]\n"
+        var text = "instance_id: \(id)\nuser_id: mallory\na: &a [lol, lol]\n"
         for level in 1..<levels {
             text += "\(names[level]): &\(names[level]) [*\(names[level - 1]), *\(names[level - 1])]\n"
         }
@@ -98,6 +98,31 @@ import Glibc
         } while scan.manifests.count < 4 && clock.now < readAgain
         #expect(scan.manifests.map(\.manifest.instanceID) == ["vm-1", "vm-2", "vm-3", "vm-slow"])
         #expect(scan.problems.isEmpty)
+    }
+
+    /// An edit still being read, and then given up on, leaves the version read before in effect:
+    /// the VM is neither dropped (billed a final period) nor re-added from a new baseline.
+    @Test func aFileEditedIntoASlowOneKeepsItsLastVersionInEffect() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let file = try scratch.write("vm-1.yaml", InstanceDirectoryTests.yaml("vm-1", vcpus: 3))
+        var directory = InstanceDirectory(
+            path: scratch.path, maxManifests: 100, parseDeadline: .milliseconds(300), scanWait: .milliseconds(50),
+            load: { InstanceDirectory.load($0, guarded: false) })
+        #expect(directory.scan().manifests.map(\.manifest.vcpus) == [3])
+
+        try scratch.write("vm-1.yaml", Self.smallerBomb(levels: 23, id: "vm-1"))
+        var scan = directory.scan()
+        #expect(scan.unread.isEmpty)
+        #expect(scan.manifests.map(\.manifest.vcpus) == [3])
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while scan.problems.isEmpty, clock.now < deadline {
+            scan = directory.scan()
+            #expect(scan.manifests.map(\.manifest.vcpus) == [3])
+        }
+        #expect(scan.problems.map(\.file) == [file])
+        #expect(scan.problems.first?.message.hasSuffix("skipped until the file changes; its last valid version stays in effect") == true)
     }
 
     @Test func filesBeyondTheLimitAreProblemsNamingThemAndReadFilesKeepTheirPlace() throws {

@@ -78,7 +78,8 @@ struct InstanceAPIBench: AsyncParsableCommand {
         let server = try APIServer(
             listen: "127.0.0.1:0",
             dependencies: APIDependencies(
-                state: state, shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: .open,
+                state: state, shipper: ShipperStatus(), metrics: AgentMetrics(),
+                tokens: TokenStore.hashing([BenchHTTP.adminToken: .admin]),
                 thresholds: try ThresholdRuleBook(configuration: [], database: database), instances: registry, logger: logger),
             boundPort: boundPort)
         let serving = Task { try await server.run() }
@@ -152,9 +153,12 @@ struct InstanceAPIBench: AsyncParsableCommand {
     }
 }
 
-/// One HTTP/1.1 request over a loopback connection of its own (`Connection: close`), read to the
+/// One HTTP/1.1 request as admin over a loopback connection of its own (`Connection: close`), read to the
 /// end: enough for a benchmark, with 120 s socket timeouts so nothing waits forever.
 enum BenchHTTP {
+    /// The bench's server knows this one token, as admin (changes need one).
+    static let adminToken = "hostmeter-bench-admin-token"
+
     struct Response {
         var status: Int
         var body: String
@@ -177,7 +181,8 @@ enum BenchHTTP {
             }
         }
         guard connected == 0 else { throw BenchFailure("connect to 127.0.0.1:\(port): errno \(errno)") }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        var head =
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(adminToken)\r\nConnection: close\r\n"
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         let request = Array((head + "\r\n" + (body ?? "")).utf8)
         var sent = 0

@@ -125,13 +125,14 @@ import Testing
                 APIDependencies(
                     state: AgentState(
                         AgentSnapshot(hostID: "h", intervalSeconds: 30, sampleSeconds: 5, outboxMaxBytes: 1 << 30, startedAt: 0)),
-                    shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: .open,
+                    shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: TokenStore.hashing(["limit-admin-token": .admin]),
                     thresholds: try ThresholdRuleBook(configuration: [], database: database), instances: registry,
                     logger: Logger(label: "test"), now: { 1_800_000_000 })))
         try await application.test(.router) { client in
             func put(_ id: String) async throws -> TestResponse {
                 try await client.execute(
-                    uri: "/instances/\(id)", method: .put, headers: [.contentType: "application/json"],
+                    uri: "/instances/\(id)", method: .put,
+                    headers: [.contentType: "application/json", .authorization: "Bearer limit-admin-token"],
                     body: ByteBuffer(string: #"{"user_id": "alice", "cgroup": "c"}"#))
             }
             #expect(try await put("vm-1").status == .created)

@@ -156,8 +156,20 @@ public enum Agent {
     /// The API's tokens from `api.tokens_file` (none: authentication off).
     static func loadTokens(_ configuration: AgentConfiguration) throws(ConfigurationError) -> TokenStore {
         guard let path = configuration.api.tokensFile else { return .open }
+        // Read with a bound (a tokens file is a few kilobytes), then parsed as TokenStore.load would.
+        let bytes: [UInt8]
         do {
-            return try TokenStore.load(path: path)
+            bytes = try FileReader.read(path, limit: YAMLGuard.defaultMaxBytes)
+        } catch {
+            throw ConfigurationError(
+                file: path, line: nil, key: "api.tokens_file", message: "cannot read: \(AgentConfiguration.readFailure(error))")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError(
+                file: path, line: nil, key: "api.tokens_file", message: "cannot read: the file is not UTF-8 text")
+        }
+        do {
+            return try TokenStore.parse(text, file: path)
         } catch {
             throw ConfigurationError(file: path, line: nil, key: "api.tokens_file", message: error.message)
         }

@@ -149,12 +149,21 @@ public struct AgentConfiguration: Sendable, Equatable {
         do {
             bytes = try FileReader.read(path, limit: maxFileBytes)
         } catch {
-            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(error)")
+            throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: \(readFailure(error))")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigurationError(file: path, line: nil, key: "", message: "cannot read: the file is not UTF-8 text")
         }
         return try parse(text, file: path, environment: environment)
+    }
+
+    /// Why a file could not be read, without repeating its path (the error names it).
+    static func readFailure(_ error: ProbeError) -> String {
+        switch error {
+        case .unreadable(_, let code): String(cString: strerror(code))
+        case .tooLarge(_, let limit): "it is larger than the \(limit) bytes allowed"
+        default: "\(error)"
+        }
     }
 
     /// Validates YAML text; `file` names it in errors. `environment`'s `HOSTMETER_…` variables

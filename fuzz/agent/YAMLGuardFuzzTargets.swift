@@ -15,7 +15,7 @@ enum YAMLGuardFuzzTargets {
             let yaml = text(bytes)
             let scanned = libyamlScan(Array(yaml.utf8))
             var refusal: YAMLGuardError?
-            do {
+            do throws(YAMLGuardError) {
                 try YAMLGuard.check(yaml, maxBytes: 1 << 20)
             } catch {
                 refusal = error

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian and PyPI packages hostmeter needs to build (and, with --test, to test).
-# Idempotent: packages already present are not fetched again.
+# Idempotent: packages already present are not fetched again. With --test it ends by checking
+# every tool the tests use and prints, in one list, any that is still missing (the tests that
+# need it fail naming it); the build's own needs stop it at once.
 set -euo pipefail
 
 want_test=0
@@ -8,7 +10,7 @@ want_test=0
 
 debs=(libsqlite3-dev)
 if (( want_test )); then
-  debs+=(python3 iproute2 prometheus-alertmanager)
+  debs+=(python3 python3-pip iproute2 prometheus-alertmanager gcc openssl curl)
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
   # (prometheus), and adduser for the package's postinst.
   debs+=(dpkg-dev lintian systemd prometheus adduser)
@@ -16,24 +18,55 @@ if (( want_test )); then
   debs+=(faketime)
 fi
 
+sudo_cmd=()
+[[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+
 missing=()
 for package in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 
 if (( ${#missing[@]} )); then
-  sudo_cmd=()
-  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
   echo "deps: installing ${missing[*]}" >&2
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo_cmd[@]}" apt-get update -qq || echo "deps: apt-get update failed; trying with the package lists there are" >&2
+  if ! DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    # One at a time, so one package that cannot be had does not keep the others out.
+    for package in "${missing[@]}"; do
+      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$package" >/dev/null \
+        || echo "deps: cannot install the Debian package $package" >&2
+    done
+  fi
 fi
+# The build cannot go on without SQLite's header.
+[[ -f /usr/include/sqlite3.h ]] || { echo "deps: libsqlite3-dev is missing (sqlite3.h); the build needs it" >&2; exit 1; }
 
-if (( want_test )); then
-  # Independent readers the tests compare hostmeter against, the JSON Schema validator that
-  # checks its events against docs/schema, and the consumer's CloudEvents SDK.
-  python3 -c 'import psutil' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check psutil
-  python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema
-  # The loopback consumer (scripts/consumer.py) reads CloudEvents batches with the CloudEvents SDK.
-  python3 -c 'import cloudevents' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check cloudevents
+(( want_test )) || exit 0
+
+# PyPI, as python module → package: independent readers the tests compare hostmeter against
+# (psutil), the JSON Schema validator for docs/schema (jsonschema), the consumer's CloudEvents SDK
+# (cloudevents), and schemathesis, which LiveAPITests runs against docs/openapi.yaml.
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+for pair in psutil:psutil jsonschema:jsonschema cloudevents:cloudevents schemathesis:schemathesis; do
+  module=${pair%%:*} package=${pair#*:}
+  python3 -c "import $module" 2>/dev/null || pip_install "$package" || echo "deps: cannot pip install $package" >&2
+done
+
+# Every tool the tests use, checked after the installs: one list of what is still missing.
+absent=()
+for tool in python3 ip gcc openssl curl promtool prometheus-alertmanager faketime dpkg-shlibdeps lintian \
+  systemd-analyze adduser schemathesis; do
+  command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool || -x /sbin/$tool ]] || absent+=("$tool")
+done
+for module in psutil jsonschema cloudevents; do
+  python3 -c "import $module" 2>/dev/null || absent+=("python3 module $module")
+done
+if (( ${#absent[@]} )); then
+  {
+    echo "deps: these tools the tests use could not be installed; the tests that need them will fail:"
+    printf '  - %s\n' "${absent[@]}"
+  } >&2
 fi
+exit 0

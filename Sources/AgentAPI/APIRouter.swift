@@ -9,7 +9,8 @@ import UsageModel
 /// The request context: who is asking, once the token is checked.
 public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// nil when no tokens are configured (authentication off).
+    /// Who is asking, as the matched route's authorization found: nil when the route needed no
+    /// token (no tokens are loaded, or monitoring is left open).
     public var role: APIRole?
     /// The peer, for logs.
     public let peer: String
@@ -56,14 +57,14 @@ public struct APIDependencies: Sendable {
     public var thresholds: ThresholdRuleBook
     /// The metered instances besides the host: manifests from files and from `PUT /instances`.
     public var instances: InstanceRegistry
-    /// Whether /health and /metrics need a token too (when tokens are configured).
+    /// With tokens, whether /health and /metrics need admin or the metrics role (the default).
     public var protectHealthAndMetrics: Bool
     public var logger: Logger
     public var now: @Sendable () -> Double
 
     public init(
         state: AgentState, shipper: ShipperStatus, metrics: AgentMetrics, tokens: TokenStore,
-        thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = false,
+        thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = true,
         logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.instances = instances
@@ -81,39 +82,39 @@ public struct APIDependencies: Sendable {
 /// The local API's routes. Every answer is JSON except /metrics; every error is a JSON body with
 /// the status and a message naming what is wrong.
 public enum APIRouter {
-    /// The methods of each route, for 405 answers.
-    static let methods = [
-        "/get": "GET", "/health": "GET", "/metrics": "GET", "/thresholds": "GET, PUT, DELETE", "/outbox": "GET",
-        "/instances": "GET",
-    ]
-
-    /// The methods allowed on `path`, for 405 answers: `/instances/{id}` is one route.
-    static func allowedMethods(_ path: String) -> String? {
-        if let allowed = methods[path] { return allowed }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        if parts.count == 3, parts[1] == "instances", !parts[2].isEmpty { return "GET, PUT, DELETE" }
-        return nil
-    }
-
     /// Request bodies beyond this are refused with 413.
     public static let maxBodyBytes = 64 * 1024
 
+    /// The router: each route of `routes` with its authorization in front of its handler, 405 for
+    /// the other methods on a known path, 404 (for everyone) for whatever matches no route. HEAD
+    /// is answered as GET is, with the same authorization.
     public static func build(_ dependencies: APIDependencies) -> Router<APIRequestContext> {
-        let router = Router(context: APIRequestContext.self)
+        let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: JSONErrorMiddleware(logger: dependencies.logger))
-        router.add(middleware: AuthenticationMiddleware(dependencies: dependencies))
         let handlers = Handlers(dependencies: dependencies)
-        router.get("/get", use: handlers.get)
-        router.get("/health", use: handlers.health)
-        router.get("/metrics", use: handlers.metrics)
-        router.get("/thresholds", use: handlers.getThresholds)
-        router.put("/thresholds", use: handlers.putThresholds)
-        router.delete("/thresholds", use: handlers.deleteThresholds)
-        router.get("/outbox", use: handlers.outbox)
-        router.get("/instances", use: handlers.listInstances)
-        router.get("/instances/:id", use: handlers.getInstance)
-        router.put("/instances/:id", use: handlers.putInstance)
-        router.delete("/instances/:id", use: handlers.deleteInstance)
+        let authorizer = Authorizer(
+            tokens: dependencies.tokens, protectMonitoring: dependencies.protectHealthAndMetrics)
+        let (metrics, logger) = (dependencies.metrics, dependencies.logger)
+        for route in routes {
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                var context = context
+                context.role = try authorizer.authorize(route, request, context, metrics: metrics, logger: logger)
+                return try await route.handle(handlers, request, context)
+            }
+        }
+        var paths: [String] = []
+        for route in routes where !paths.contains(route.path) { paths.append(route.path) }
+        for path in paths {
+            let allowed = Self.allowed(on: path)
+            let methods = Set(routes.filter { $0.path == path }.map(\.method))
+            for method in refusedMethods where !methods.contains(method) {
+                router.on(RouterPath(path), method: method) { request, _ -> Response in
+                    throw APIError(
+                        .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)",
+                        headers: [.allow: allowed])
+                }
+            }
+        }
         return router
     }
 
@@ -126,70 +127,6 @@ public enum APIRouter {
         fields[.contentType] = "application/json"
         fields[.cacheControl] = "no-store"
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-}
-
-/// Which routes need what.
-enum Access {
-    case open
-    case authenticated
-    case admin
-
-    static func of(method: HTTPRequest.Method, path: String, protectHealthAndMetrics: Bool) -> Access {
-        if method != .get && method != .head { return .admin }
-        switch path {
-        case "/health", "/metrics": return protectHealthAndMetrics ? .authenticated : .open
-        case "/get", "/instances": return .authenticated
-        case "/thresholds", "/outbox": return .admin
-        default:
-            // A user token may read its own instances (the handler hides the others).
-            if path.hasPrefix("/instances/") { return .authenticated }
-            return .open  // unknown routes answer 404 to everyone
-        }
-    }
-}
-
-/// Checks the bearer token against the tokens file; counts and logs failures, never the token.
-struct AuthenticationMiddleware: RouterMiddleware {
-    typealias Context = APIRequestContext
-    let dependencies: APIDependencies
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        guard dependencies.tokens.isEnabled else { return try await next(request, context) }
-        let access = Access.of(
-            method: request.method, path: request.uri.path, protectHealthAndMetrics: dependencies.protectHealthAndMetrics)
-        var context = context
-        let header = request.headers[.authorization]
-        if let header {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                context.role = dependencies.tokens.role(for: parts[1].trimmingCharacters(in: .whitespaces))
-            }
-        }
-        switch (access, context.role) {
-        case (.open, _), (.authenticated, .some), (.admin, .admin?):
-            return try await next(request, context)
-        case (.authenticated, nil), (.admin, nil):
-            refuse(request, context, reason: header == nil ? "no token" : "unknown token")
-            throw APIError(
-                .unauthorized, header == nil ? "a bearer token is required" : "the bearer token is not valid",
-                headers: [.wwwAuthenticate: "Bearer realm=\"hostmeter\""])
-        case (.admin, .user?):
-            refuse(request, context, reason: "not admin")
-            throw APIError(.forbidden, "this needs an admin token")
-        }
-    }
-
-    private func refuse(_ request: Request, _ context: Context, reason: String) {
-        dependencies.metrics.recordAuthFailure()
-        dependencies.logger.warning(
-            "API request refused",
-            metadata: [
-                "http.method": "\(request.method)", "http.path": "\(request.uri.path)", "auth.reason": "\(reason)",
-                "peer": "\(context.peer)", "role": "\(context.role.map { "\($0)" } ?? "none")",
-            ])
     }
 }
 
@@ -206,15 +143,6 @@ struct JSONErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
-        } catch let error as HTTPError where error.status == .notFound {
-            if let allowed = APIRouter.allowedMethods(request.uri.path) {
-                return try APIError(
-                    .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)",
-                    headers: [.allow: allowed]
-                ).response(from: request, context: context)
-            }
-            return try APIError(.notFound, "no route \(request.method) \(request.uri.path)")
-                .response(from: request, context: context)
         } catch let error as HTTPError {
             let message: String =
                 switch error.status {

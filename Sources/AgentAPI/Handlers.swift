@@ -29,18 +29,21 @@ struct Handlers: Sendable {
         let snapshot = dependencies.state.snapshot
         var instances = snapshot.instances
         var showHost = true
+        // Ids are compared as bytes, never by Unicode canonical equivalence (String's ==).
         if case .user(let own)? = context.role {
             // A user sees their own instances and nothing of the host or of others.
             showHost = false
-            if let userID, userID != own { throw APIError(.notFound, "no instances of user \"\(userID)\"") }
-            instances = instances.filter { $0.userID == own && !$0.isHost }
+            if let userID, !userID.utf8.elementsEqual(own.utf8) {
+                throw APIError(.notFound, "no instances of user \"\(userID)\"")
+            }
+            instances = instances.filter { $0.userID.utf8.elementsEqual(own.utf8) && !$0.isHost }
         }
         if let instanceID {
-            instances = instances.filter { $0.instanceID == instanceID }
+            instances = instances.filter { $0.instanceID.utf8.elementsEqual(instanceID.utf8) }
             if instances.isEmpty { throw APIError(.notFound, "no instance \"\(instanceID)\"") }
         }
-        if let userID { instances = instances.filter { $0.userID == userID } }
-        if let orgID { instances = instances.filter { $0.orgID == orgID } }
+        if let userID { instances = instances.filter { $0.userID.utf8.elementsEqual(userID.utf8) } }
+        if let orgID { instances = instances.filter { $0.orgID.map { $0.utf8.elementsEqual(orgID.utf8) } ?? false } }
 
         let now = dependencies.now()
         var body: [UInt8] = []

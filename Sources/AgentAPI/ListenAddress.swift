@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// `api.listen`: the address the API binds. Apart from the server so that the configuration checks
 /// it with the same code, without the HTTP stack.
 public enum ListenAddress {
@@ -25,6 +31,19 @@ public enum ListenAddress {
         host = host.isEmpty ? "0.0.0.0" : host
         guard let port = Int(portText), (0...65535).contains(port) else { throw ListenAddressError(address: listen) }
         return (String(host), port)
+    }
+
+    /// Whether `host` can only be reached from this machine: an IPv4 address in 127.0.0.0/8, the
+    /// IPv6 loopback (in any spelling), or `localhost`. Any other name may resolve anywhere.
+    public static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { $0.elementsEqual([UInt8](repeating: 0, count: 15) + [1]) }
+        }
+        return false
     }
 }
 

@@ -2,25 +2,46 @@ import Crypto
 public import Foundation
 import Yams
 
-/// Who a request is: the operator's admin, a user who may see only their own instances, or (when
-/// no tokens are configured) anyone on the loopback.
+/// Who a request is: the operator's admin, a monitoring system that may read `/health` and
+/// `/metrics` only, or a user who may see only their own instances.
 public enum APIRole: Sendable, Equatable, CustomStringConvertible {
     case admin
+    /// Prometheus and health checkers: `/health` and `/metrics`, nothing else.
+    case metrics
     case user(String)
 
     public init?(_ text: String) {
         if text == "admin" {
             self = .admin
-        } else if text.hasPrefix("user:"), text.count > "user:".count {
+        } else if text == "metrics" {
+            self = .metrics
+        } else if text.hasPrefix("user:"), text.utf8.count > "user:".utf8.count {
             self = .user(String(text.dropFirst("user:".count)))
         } else {
             return nil
         }
     }
 
+    /// Equal as bytes: user ids are compared by their UTF-8, never by Unicode canonical
+    /// equivalence (Swift's `==` on String), so `e\u{301}ve` is not `\u{e9}ve`.
+    public static func == (lhs: APIRole, rhs: APIRole) -> Bool {
+        switch (lhs, rhs) {
+        case (.admin, .admin), (.metrics, .metrics): true
+        case (.user(let left), .user(let right)): left.utf8.elementsEqual(right.utf8)
+        default: false
+        }
+    }
+
+    /// Whether this is the user `userID`, comparing the ids as bytes.
+    public func isUser(_ userID: String) -> Bool {
+        if case .user(let own) = self { return own.utf8.elementsEqual(userID.utf8) }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .admin: "admin"
+        case .metrics: "metrics"
         case .user(let id): "user:\(id)"
         }
     }
@@ -41,7 +62,7 @@ public struct TokenFileError: Error, Sendable, CustomStringConvertible {
 public struct TokenStore: Sendable {
     private let entries: [(digest: [UInt8], role: APIRole)]
 
-    /// No tokens: authentication is off.
+    /// No tokens: reads are open to whoever reaches the listen address, changes are refused.
     public static let open = TokenStore(entries: [])
 
     public var isEnabled: Bool { !entries.isEmpty }
@@ -51,7 +72,9 @@ public struct TokenStore: Sendable {
         self.entries = entries
     }
 
-    /// Reads a YAML or JSON map from hex SHA-256 digests to roles (`admin` or `user:<user_id>`).
+    /// Reads a YAML or JSON map from hex SHA-256 digests to roles (`admin`, `metrics` or
+    /// `user:<user_id>`). A file that holds no token is an error: a configured tokens file never
+    /// turns authentication off.
     public static func load(path: String) throws(TokenFileError) -> TokenStore {
         let text: String
         do {
@@ -62,7 +85,7 @@ public struct TokenStore: Sendable {
         return try parse(text, file: path)
     }
 
-    /// Parses a tokens file's text (JSON is YAML too).
+    /// Parses a tokens file's text (JSON is YAML too); it must hold at least one token.
     public static func parse(_ text: String, file: String = "<tokens>") throws(TokenFileError) -> TokenStore {
         try YAMLGuard.check(text) { TokenFileError(file: file, message: "\($0)") }
         let loaded: Any?
@@ -72,9 +95,10 @@ public struct TokenStore: Sendable {
             throw TokenFileError(file: file, message: "not valid YAML or JSON: \(error)")
         }
         guard let map = loaded as? [AnyHashable: Any] else {
-            if loaded == nil { return .open }
+            if loaded == nil || loaded is NSNull { throw TokenFileError(file: file, message: Self.emptyMessage) }
             throw TokenFileError(file: file, message: "expected a map from token SHA-256 (hex) to role")
         }
+        guard !map.isEmpty else { throw TokenFileError(file: file, message: Self.emptyMessage) }
         var entries: [(digest: [UInt8], role: APIRole)] = []
         for (key, value) in map {
             let digestText = "\(key.base)".lowercased()
@@ -86,7 +110,8 @@ public struct TokenStore: Sendable {
             }
             guard let roleText = value as? String, let role = APIRole(roleText) else {
                 throw TokenFileError(
-                    file: file, message: "the role of \(digestText.prefix(12))… must be admin or user:<user_id>")
+                    file: file,
+                    message: "the role of \(digestText.prefix(12))… must be admin, metrics or user:<user_id>")
             }
             entries.append((digest, role))
         }
@@ -140,6 +165,10 @@ public struct TokenStore: Sendable {
         default: nil
         }
     }
+
+    private static let emptyMessage =
+        "holds no token; a tokens file needs at least one entry (token SHA-256 → admin, metrics or user:<user_id>), "
+        + "or remove api.tokens_file"
 
     /// A key that may be a token pasted by mistake is shown by its length only.
     private static func redacted(_ text: String) -> String { "<\(text.count) characters>" }

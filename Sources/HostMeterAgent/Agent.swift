@@ -33,6 +33,8 @@ public enum Agent {
         configuration: AgentConfiguration, logger: Logger, configurationPath: String? = nil,
         logSettings: LogSettings? = nil, notifier: SystemdNotifier = SystemdNotifier(environment: [:])
     ) throws -> AgentRuntime {
+        // A tokens file that cannot be used stops the start before anything is created.
+        let tokens = try loadTokens(configuration)
         try FileManager.default.createDirectory(
             atPath: configuration.stateDirectory, withIntermediateDirectories: true)
         let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
@@ -60,7 +62,6 @@ public enum Agent {
         let metrics = AgentMetrics()
         let shipperStatus = ShipperStatus()
         let thresholds = try ThresholdRuleBook(configuration: configuration.thresholds, database: database)
-        let tokens = try loadTokens(configuration)
         let gpus = makeGPUSampler(configuration, logger: logger)
         var alertmanager: AlertmanagerNotifier?
         if let url = configuration.alerting.alertmanagerURL {
@@ -96,9 +97,10 @@ public enum Agent {
             dependencies: APIDependencies(
                 state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
                 instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger))
-        if !tokens.isEnabled, !["127.0.0.1", "::1", "localhost"].contains(api.host) {
+        if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
+            // Only with api.allow_remote_without_tokens: the configuration refuses it otherwise.
             logger.warning(
-                "the API listens beyond loopback without tokens: anyone who reaches it may read and change it",
+                "the API listens beyond loopback without tokens: anyone who reaches it may read every user's usage (changes stay refused)",
                 metadata: ["api.listen": "\(configuration.api.listen)"])
         }
         let reloader = ConfigurationReloader(
@@ -153,8 +155,9 @@ public enum Agent {
         }
     }
 
-    /// The API's tokens from `api.tokens_file` (none: authentication off).
-    static func loadTokens(_ configuration: AgentConfiguration) throws(ConfigurationError) -> TokenStore {
+    /// The API's tokens from `api.tokens_file`: none when it is not set (reads open on loopback,
+    /// changes refused); a file that holds no valid token is a configuration error.
+    public static func loadTokens(_ configuration: AgentConfiguration) throws(ConfigurationError) -> TokenStore {
         guard let path = configuration.api.tokensFile else { return .open }
         // Read with a bound (a tokens file is a few kilobytes), then parsed as TokenStore.load would.
         let bytes: [UInt8]

@@ -17,8 +17,18 @@ public struct AgentConfiguration: Sendable, Equatable {
     public struct API: Sendable, Equatable {
         public var listen = "127.0.0.1:9780"
         public var tokensFile: String?
-        /// With tokens configured, whether /health and /metrics need one too (default: they stay open).
-        public var authHealthAndMetrics = false
+        /// With tokens configured, whether /health and /metrics need an admin or metrics token
+        /// (they carry every user's figures).
+        public var authHealthAndMetrics = true
+        /// Whether the API may listen beyond loopback with no tokens file: anyone who reaches it
+        /// could then read every user's usage. Refused unless this says so.
+        public var allowRemoteWithoutTokens = false
+
+        /// Whether `listen` names a loopback host only (127.0.0.0/8, ::1 or localhost).
+        public var listensOnLoopbackOnly: Bool {
+            guard let host = try? ListenAddress.parse(listen).host else { return false }
+            return ListenAddress.isLoopback(host)
+        }
     }
 
     public struct Host: Sendable, Equatable {
@@ -173,7 +183,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     ) throws(ConfigurationError) -> AgentConfiguration {
         // Anchors are refused before Yams composes the text: an alias used as a mapping key
         // keeps Yams' composer busy for minutes (YAMLGuard).
-        try YAMLGuard.check(text, maxBytes: maxFileBytes) { ConfigurationError(file: file, line: $0.line, key: "", message: $0.message) }
+        try YAMLGuard.check(text, maxBytes: maxFileBytes) {
+            ConfigurationError(file: file, line: $0.line, key: "", message: $0.message)
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -238,7 +250,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         guard !instancesDirectory.isEmpty else { throw node("instances_dir").error("must not be empty") }
         maxInstances = try node("max_instances").int(default: maxInstances, in: 1...Self.maxInstancesLimit)
 
-        let apiKeys = try node("api").mapping(allowed: ["listen", "tokens_file", "auth_health_and_metrics"])
+        let apiKeys = try node("api").mapping(
+            allowed: ["listen", "tokens_file", "auth_health_and_metrics", "allow_remote_without_tokens"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
         do {
             _ = try ListenAddress.parse(api.listen)
@@ -249,6 +262,15 @@ public struct AgentConfiguration: Sendable, Equatable {
         if let auth = apiKeys["auth_health_and_metrics"], !auth.isNull {
             guard let value = auth.node?.bool else { throw auth.error("expected true or false") }
             api.authHealthAndMetrics = value
+        }
+        if let allow = apiKeys["allow_remote_without_tokens"], !allow.isNull {
+            guard let value = allow.node?.bool else { throw allow.error("expected true or false") }
+            api.allowRemoteWithoutTokens = value
+        }
+        if api.tokensFile == nil, !api.allowRemoteWithoutTokens, !api.listensOnLoopbackOnly {
+            throw (apiKeys["listen"] ?? node("api").child("listen")).error(
+                "\(api.listen) is beyond loopback and api.tokens_file is not set: anyone who reaches it could read "
+                    + "every user's usage; set api.tokens_file, or api.allow_remote_without_tokens: true to accept that")
         }
 
         let hostKeys = try node("host").mapping(allowed: ["enabled", "instance_id", "user_id", "org_id"])

@@ -20,6 +20,7 @@ struct ConfigCommand: ParsableCommand {
             let configuration: AgentConfiguration
             do {
                 configuration = try AgentConfiguration.load(path: file)
+                _ = try Agent.loadTokens(configuration)
             } catch {
                 FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
                 throw ExitCode(2)

@@ -348,14 +348,21 @@ struct InstanceRoutesFixture {
         #expect(fixture.registry.instance("vm-a2") != nil)
     }
 
-    @Test func withoutTokensAnyoneMayWrite() async throws {
+    @Test func withoutTokensNobodyMayWrite() async throws {
         let fixture = try Fixture(tokens: false)
         try await fixture.application.test(.router) { client in
-            let created = try await Fixture.put(client, "vm-n1", #"{"user_id": "dave", "cgroup": "c"}"#, token: nil)
-            #expect(created.status == .created)
-            #expect(try instanceIDs(try await Fixture.get(client, "/instances", token: nil)).count == 4)
-            #expect(try await Fixture.delete(client, "vm-n1", token: nil).status == .noContent)
+            // No credential can be shown, so no change can be made: not even with a would-be token.
+            for token in [nil, Fixture.adminToken] {
+                let put = try await Fixture.put(client, "vm-n1", #"{"user_id": "dave", "cgroup": "c"}"#, token: token)
+                #expect(put.status == .forbidden)
+                #expect(try errorMessage(put).contains("api.tokens_file"))
+                #expect(try await Fixture.delete(client, "vm-a2", token: token).status == .forbidden)
+            }
+            // Reads stay open on the loopback.
+            #expect(try instanceIDs(try await Fixture.get(client, "/instances", token: nil)).count == 3)
         }
+        #expect(fixture.registry.instance("vm-n1") == nil)
+        #expect(fixture.registry.instance("vm-a2") != nil)
     }
 
     // MARK: DELETE /instances/{id}
@@ -387,11 +394,11 @@ struct InstanceRoutesFixture {
         let fixture = try Fixture()
         try await fixture.application.test(.router) { client in
             let cases: [(String, HTTPRequest.Method, String)] = [
-                ("/instances", .post, "GET"),
-                ("/instances", .put, "GET"),
-                ("/instances", .delete, "GET"),
-                ("/instances/vm-a1", .post, "GET, PUT, DELETE"),
-                ("/instances/vm-a1", .patch, "GET, PUT, DELETE"),
+                ("/instances", .post, "GET, HEAD"),
+                ("/instances", .put, "GET, HEAD"),
+                ("/instances", .delete, "GET, HEAD"),
+                ("/instances/vm-a1", .post, "GET, HEAD, PUT, DELETE"),
+                ("/instances/vm-a1", .patch, "GET, HEAD, PUT, DELETE"),
             ]
             for (uri, method, allowed) in cases {
                 try await client.execute(

@@ -22,12 +22,17 @@ struct RouterFixture {
 
     static let adminToken = "admin-token-0123456789"
     static let aliceToken = "alice-token-0123456789"
+    static let bobToken = "bob-token-0123456789"
+    static let metricsToken = "metrics-token-0123456789"
 
     init(tokens: Bool, configurationRules: [ThresholdRule] = [], sampleAge: Double = 2) throws {
         database = try AgentDatabase.inMemory()
         thresholds = try ThresholdRuleBook(configuration: configurationRules, database: database)
         self.tokens = tokens
-            ? TokenStore.hashing([Self.adminToken: .admin, Self.aliceToken: .user("alice")]) : .open
+            ? TokenStore.hashing([
+                Self.adminToken: .admin, Self.aliceToken: .user("alice"), Self.bobToken: .user("bob"),
+                Self.metricsToken: .metrics,
+            ]) : .open
         var snapshot = AgentSnapshot(
             hostID: "host-7", intervalSeconds: 30, sampleSeconds: 5, outboxMaxBytes: 1 << 30,
             startedAt: 1_800_000_000)
@@ -163,15 +168,16 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
                     #expect(response.status == .notFound, "\(uri)")
                 }
             }
-            // Health and metrics stay open by default.
+            // Health and metrics show every user's figures: protected by default.
             try await client.execute(uri: "/health", method: .get) { (response: TestResponse) async throws in
-                #expect(response.status == .ok)
+                #expect(response.status == .unauthorized)
             }
-            try await client.execute(uri: "/metrics", method: .get) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/metrics", method: .get, headers: bearer(RouterFixture.metricsToken)) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
                 let text = String(buffer: response.body)
-                // Two failed /get above, and the alice token is not refused for /get.
-                #expect(text.contains("hostmeter_api_auth_failures_total 2\n"), "\(text)")
+                // Two failed /get and one /health above; the alice token is not refused for /get.
+                #expect(text.contains("hostmeter_api_auth_failures_total 3\n"), "\(text)")
             }
         }
     }
@@ -248,19 +254,41 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         #expect(text.contains("vm-a1"))
     }
 
-    @Test func metricsCanBeProtected() async throws {
+    @Test func healthAndMetricsNeedAnAdminOrMetricsTokenByDefault() async throws {
+        let fixture = try RouterFixture(tokens: true)
+        try await fixture.application.test(.router) { client in
+            for uri in ["/metrics", "/health"] {
+                try await client.execute(uri: uri, method: .get) { #expect($0.status == .unauthorized, "\(uri)") }
+                // A user must not see other users' figures.
+                try await client.execute(uri: uri, method: .get, headers: bearer(RouterFixture.aliceToken)) {
+                    #expect($0.status == .forbidden, "\(uri)")
+                }
+                for token in [RouterFixture.metricsToken, RouterFixture.adminToken] {
+                    try await client.execute(uri: uri, method: .get, headers: bearer(token)) {
+                        #expect($0.status == .ok, "\(uri)")
+                    }
+                }
+            }
+            // The metrics role reads nothing else.
+            for uri in ["/get", "/instances", "/thresholds", "/outbox"] {
+                try await client.execute(uri: uri, method: .get, headers: bearer(RouterFixture.metricsToken)) {
+                    #expect($0.status == .forbidden, "\(uri)")
+                }
+            }
+        }
+    }
+
+    @Test func healthAndMetricsCanBeLeftOpen() async throws {
         let fixture = try RouterFixture(tokens: true)
         let app = Application(
             router: APIRouter.build(
                 APIDependencies(
                     state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics, tokens: fixture.tokens,
-                    thresholds: fixture.thresholds, protectHealthAndMetrics: true, logger: Logger(label: "test"))))
+                    thresholds: fixture.thresholds, protectHealthAndMetrics: false, logger: Logger(label: "test"))))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/metrics", method: .get, headers: bearer(RouterFixture.aliceToken)) {
-                #expect($0.status == .ok)
-            }
+            try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/get", method: .get) { #expect($0.status == .unauthorized) }
         }
     }
 }
@@ -282,14 +310,15 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
 
     @Test func putValidatesStoresAndSurvivesARestart() async throws {
         let configured = try ThresholdRule(name: "from-file", metric: .loadPerCPU, op: .greater, value: 2)
-        let fixture = try RouterFixture(tokens: false, configurationRules: [configured])
+        let fixture = try RouterFixture(tokens: true, configurationRules: [configured])
         try await fixture.application.test(.router) { client in
-            try await client.execute(uri: "/thresholds", method: .get) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/thresholds", method: .get, headers: bearer(RouterFixture.adminToken)) {
+                (response: TestResponse) async throws in
                 let body = try json(response)
                 #expect(body["source"] as? String == "configuration")
                 #expect((body["rules"] as? [[String: Any]])?.first?["name"] as? String == "from-file")
             }
-            let response = try await put(client, Self.goodBody)
+            let response = try await put(client, Self.goodBody, token: RouterFixture.adminToken)
             #expect(response.status == .ok, "\(String(buffer: response.body))")
             let body = try json(response)
             #expect(body["source"] as? String == "api")
@@ -306,7 +335,8 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         #expect(reopened.effective[0].labels == ["team": "infra"])
 
         try await fixture.application.test(.router) { client in
-            try await client.execute(uri: "/thresholds", method: .delete) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/thresholds", method: .delete, headers: bearer(RouterFixture.adminToken)) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
                 #expect(try json(response)["source"] as? String == "configuration")
             }
@@ -332,9 +362,9 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         (#"{"ruls": []}"#, "ruls: unknown field"),
     ])
     func invalidRulesAreRefusedNamingTheField(body: String, message: String) async throws {
-        let fixture = try RouterFixture(tokens: false)
+        let fixture = try RouterFixture(tokens: true)
         try await fixture.application.test(.router) { client in
-            let response = try await put(client, body)
+            let response = try await put(client, body, token: RouterFixture.adminToken)
             #expect(response.status == .badRequest)
             let text = try errorMessage(response)
             #expect(text.contains(message), "\(text)")
@@ -369,6 +399,23 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         }
         #expect(fixture.thresholds.effective.count == 2)
     }
+
+    @Test func withoutTokensNobodyMayChangeTheRules() async throws {
+        let fixture = try RouterFixture(tokens: false)
+        try await fixture.application.test(.router) { client in
+            for token in [nil, RouterFixture.adminToken] {
+                let response = try await put(client, Self.goodBody, token: token)
+                #expect(response.status == .forbidden)
+                #expect(try errorMessage(response).contains("api.tokens_file"))
+                try await client.execute(uri: "/thresholds", method: .delete, headers: token.map(bearer) ?? [:]) {
+                    #expect($0.status == .forbidden)
+                }
+            }
+            // Reads stay open on the loopback.
+            try await client.execute(uri: "/thresholds", method: .get) { #expect($0.status == .ok) }
+        }
+        #expect(fixture.thresholds.source == .configuration)
+    }
 }
 
 @Suite struct OtherRouteTests {
@@ -389,12 +436,12 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         try await fixture.application.test(.router) { client in
             try await client.execute(uri: "/get", method: .post, body: ByteBuffer(string: "{}")) { (response: TestResponse) async throws in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET")
+                #expect(response.headers[.allow] == "GET, HEAD")
                 #expect(try errorMessage(response).contains("POST is not allowed on /get"))
             }
             try await client.execute(uri: "/thresholds", method: .patch) { (response: TestResponse) async throws in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET, PUT, DELETE")
+                #expect(response.headers[.allow] == "GET, HEAD, PUT, DELETE")
             }
         }
     }

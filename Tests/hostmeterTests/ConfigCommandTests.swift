@@ -84,6 +84,50 @@ import Testing
         #expect(result.stderr.contains("\(file.path):2: interval_seconds: must be between 1 and 3600"), "\(result.stderr)")
     }
 
+    /// Beyond loopback without tokens, anyone who reaches the port would read every user's
+    /// usage: refused unless the configuration says so in as many words.
+    @Test(arguments: ["0.0.0.0:9780", ":9780", "10.1.2.3:9780", "[::]:9780", "127.attacker.example:9780"])
+    func listeningBeyondLoopbackWithoutTokensExits2(listen: String) throws {
+        let file = try ConfigFile("api:\n  listen: \"\(listen)\"\n")
+        defer { file.remove() }
+        let result = try hostmeter("config", "check", file.path)
+        #expect(result.status == 2, "\(listen): \(result.stdout)")
+        #expect(result.stderr.contains("\(file.path):2: api.listen:"), "\(result.stderr)")
+        #expect(result.stderr.contains("api.allow_remote_without_tokens"), "\(result.stderr)")
+
+        let allowed = try ConfigFile("api:\n  listen: \"\(listen)\"\n  allow_remote_without_tokens: true\n")
+        defer { allowed.remove() }
+        #expect(try hostmeter("config", "check", allowed.path).status == 0)
+    }
+
+    @Test(arguments: ["127.0.0.1:9780", "127.9.8.7:1", "[::1]:9780", "[0:0:0:0:0:0:0:1]:9780", "localhost:9780"])
+    func loopbackWithoutTokensIsFine(listen: String) throws {
+        let file = try ConfigFile("api:\n  listen: \"\(listen)\"\n")
+        defer { file.remove() }
+        let result = try hostmeter("config", "check", file.path)
+        #expect(result.status == 0, "\(listen): \(result.stderr)")
+    }
+
+    /// A configured tokens file that holds no token would turn authentication off: refused, by
+    /// `config check` and by `run`, naming the file.
+    @Test(arguments: ["", "{}\n", "# nobody yet\n"])
+    func aTokensFileWithoutTokensExits2NamingIt(tokens: String) throws {
+        let file = try ConfigFile("")
+        defer { file.remove() }
+        let tokensPath = file.directory.appendingPathComponent("tokens.yaml").path
+        try Data(tokens.utf8).write(to: URL(fileURLWithPath: tokensPath))
+        let stateDirectory = file.directory.appendingPathComponent("state").path
+        try Data(
+            "state_dir: \"\(stateDirectory)\"\napi:\n  listen: 127.0.0.1:0\n  tokens_file: \"\(tokensPath)\"\n".utf8
+        ).write(to: URL(fileURLWithPath: file.path))
+        let check = try hostmeter("config", "check", file.path)
+        #expect(check.status == 2)
+        #expect(check.stderr.contains("\(tokensPath): api.tokens_file: holds no token"), "\(check.stderr)")
+        let run = try hostmeter("run", "--config", file.path)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("\(tokensPath)") && run.stderr.contains("holds no token"), "\(run.stderr)")
+    }
+
     @Test func missingFileExits2NamingIt() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString).yaml").path
         let result = try hostmeter("config", "check", path)

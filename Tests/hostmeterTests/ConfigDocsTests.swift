@@ -77,7 +77,8 @@ import Testing
         "schema_version": nil,  // "1.0" is the only version
         "api.listen": "127.0.0.1:9999",
         "api.tokens_file": "/etc/hostmeter/tokens.yaml",
-        "api.auth_health_and_metrics": "true",
+        "api.auth_health_and_metrics": "false",
+        "api.allow_remote_without_tokens": "true",
         "host.enabled": "false",
         "host.instance_id": "vm-1",
         "host.user_id": "user-1",

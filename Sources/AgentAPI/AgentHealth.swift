@@ -2,13 +2,15 @@ import Foundation
 public import Shipping
 
 /// The agent's readiness, judged from the snapshot: degraded when samples stopped, the outbox is
-/// at its bound or its database cannot be written.
+/// at its bound or its database cannot be written, dead letters take more than a tenth of the
+/// bound, or the sink's endpoint refuses the agent's requests (a rotated token, a wrong URL).
 public struct AgentHealth: Sendable, Equatable, Encodable {
     public var ok: Bool
     public var reasons: [String]
     public var lastSampleAgeSeconds: Double?
     public var outboxPendingEvents: Int?
     public var outboxDeadLetters: Int?
+    public var outboxDeadLetterBytes: Int?
     public var outboxBytes: Int?
     public var outboxMaxBytes: Int
     public var circuitBreaker: String
@@ -23,6 +25,11 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
 
     /// Samples are late after this many sample intervals without one.
     public static let staleIntervals = 3.0
+
+    /// Dead letters are usage not billed yet, kept (never pruned) under `outbox.max_bytes`. Past
+    /// this share of the bound the agent is degraded: far below the 90 % where merging starts and
+    /// the 100 % where metering is held back, so a person replays them long before they could.
+    public static let deadLetterShare = 0.1
 
     /// Whether the latest sample is recent enough (no more than `staleIntervals` sample intervals old).
     public static func sampleIsFresh(_ snapshot: AgentSnapshot, now: Double) -> Bool {
@@ -47,10 +54,24 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
         }
         outboxPendingEvents = snapshot.outbox?.pendingEvents
         outboxDeadLetters = snapshot.outbox?.deadLetters
+        outboxDeadLetterBytes = snapshot.outbox?.deadLetterBytes
         outboxBytes = snapshot.outbox?.databaseBytes
         outboxMaxBytes = snapshot.outboxMaxBytes
         if snapshot.outboxFull {
             reasons.append("outbox over its bound of \(snapshot.outboxMaxBytes) bytes: usage is held back until it drains")
+        }
+        if let outbox = snapshot.outbox,
+            Double(outbox.deadLetterBytes) > Double(snapshot.outboxMaxBytes) * Self.deadLetterShare
+        {
+            reasons.append(
+                "\(outbox.deadLetters) dead letters take \(outbox.deadLetterBytes) bytes, more than "
+                    + "\(Int(Self.deadLetterShare * 100)) % of outbox.max_bytes: usage the consumer refused is not billed; "
+                    + "see `hostmeter outbox dead`, then `hostmeter outbox replay`")
+        }
+        if let refusal = shipper.endpointRefusal {
+            reasons.append(
+                "the sink refuses the agent's requests (\(refusal)): check sink.url and sink.token_file; "
+                    + "every event is kept and retried")
         }
         databaseWritable = snapshot.storeError == nil || snapshot.outboxFull
         if let error = snapshot.storeError, !snapshot.outboxFull {
@@ -75,7 +96,8 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
     }
 
     enum OutboxKeys: String, CodingKey {
-        case pendingEvents = "pending_events", deadLetters = "dead_letters", bytes, maxBytes = "max_bytes"
+        case pendingEvents = "pending_events", deadLetters = "dead_letters", deadLetterBytes = "dead_letter_bytes"
+        case bytes, maxBytes = "max_bytes"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -86,6 +108,7 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
         var outbox = container.nestedContainer(keyedBy: OutboxKeys.self, forKey: .outbox)
         try outbox.encode(outboxPendingEvents, forKey: .pendingEvents)
         try outbox.encode(outboxDeadLetters, forKey: .deadLetters)
+        try outbox.encode(outboxDeadLetterBytes, forKey: .deadLetterBytes)
         try outbox.encode(outboxBytes, forKey: .bytes)
         try outbox.encode(outboxMaxBytes, forKey: .maxBytes)
         try container.encode(circuitBreaker, forKey: .circuitBreaker)

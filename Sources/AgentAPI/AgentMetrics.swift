@@ -24,6 +24,7 @@ public final class AgentMetrics: Sendable {
     let storeFailures: Counter
     let outboxPending: Gauge
     let outboxDead: Gauge
+    let outboxDeadBytes: Gauge
     let outboxBytes: Gauge
     let outboxMaxBytes: Gauge
     let outboxFull: Gauge
@@ -37,6 +38,7 @@ public final class AgentMetrics: Sendable {
     let instancesMetered: Gauge
     let instancesNotRunning: Gauge
     let manifestErrors: Gauge
+    let logLinesDropped: Counter
 
     private let perFilesystem = Mutex<[String: Gauge]>([:])
     private let perGPU = Mutex<[String: [Gauge]]>([:])
@@ -92,6 +94,8 @@ public final class AgentMetrics: Sendable {
             descriptor: Self.name("hostmeter_outbox_pending_events", help: "Events in the outbox not yet delivered."))
         outboxDead = registry.makeGauge(
             descriptor: Self.name("hostmeter_outbox_dead_events", help: "Events the consumer refused for good (dead letters)."))
+        outboxDeadBytes = registry.makeGauge(
+            descriptor: Self.name("hostmeter_outbox_dead_bytes", help: "Payload bytes of the dead letters (unbilled usage kept under outbox.max_bytes)."))
         outboxBytes = registry.makeGauge(descriptor: Self.name("hostmeter_outbox_bytes", help: "Bytes of the outbox database in use."))
         outboxMaxBytes = registry.makeGauge(
             descriptor: Self.name("hostmeter_outbox_max_bytes", help: "The outbox's bound (outbox.max_bytes), bytes."))
@@ -118,6 +122,8 @@ public final class AgentMetrics: Sendable {
             descriptor: Self.name("hostmeter_instances_not_running", help: "Registered instances whose cgroup or an interface was missing at the latest sample."))
         manifestErrors = registry.makeGauge(
             descriptor: Self.name("hostmeter_instance_manifest_errors", help: "Manifest files in instances_dir refused at the latest scan."))
+        logLinesDropped = registry.makeCounter(
+            descriptor: Self.name("hostmeter_log_lines_dropped_total", help: "Log lines that could not be written to stderr (its reader went away)."))
         // Families with labels: registered empty-labelled series would clash, so they appear with
         // their first observation. Pre-create the well-known label values so rates start at 0.
         for collector in CollectorName.allCases {
@@ -202,6 +208,10 @@ public final class AgentMetrics: Sendable {
         eventsDeadLettered.increment(by: Int64(count))
     }
 
+    public func recordLogLinesDropped(_ count: Int) {
+        logLinesDropped.increment(by: Int64(count))
+    }
+
     public func recordAuthFailure() {
         authFailures.increment()
     }
@@ -213,6 +223,7 @@ public final class AgentMetrics: Sendable {
         if let outbox = snapshot.outbox {
             outboxPending.set(Int64(outbox.pendingEvents))
             outboxDead.set(Int64(outbox.deadLetters))
+            outboxDeadBytes.set(Int64(outbox.deadLetterBytes))
             outboxBytes.set(Int64(outbox.databaseBytes))
         }
         outboxMaxBytes.set(Int64(snapshot.outboxMaxBytes))

@@ -35,8 +35,7 @@ public enum Agent {
     ) throws -> AgentRuntime {
         // A tokens file that cannot be used stops the start before anything is created.
         let tokens = try loadTokens(configuration)
-        try FileManager.default.createDirectory(
-            atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        try StateDirectory.create(configuration.stateDirectory)
         let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
         let database = try AgentDatabase.open(path: configuration.databasePath)
         let recorder = try MeteringRecorder(
@@ -60,6 +59,7 @@ public enum Agent {
                 sampleSeconds: configuration.effectiveSampleSeconds, outboxMaxBytes: configuration.outbox.maxBytes,
                 startedAt: Date().timeIntervalSince1970))
         let metrics = AgentMetrics()
+        logSettings?.observeDroppedLines { metrics.recordLogLinesDropped($0) }
         let shipperStatus = ShipperStatus()
         let thresholds = try ThresholdRuleBook(configuration: configuration.thresholds, database: database)
         let gpus = makeGPUSampler(configuration, logger: logger)

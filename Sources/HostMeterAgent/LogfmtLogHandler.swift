@@ -1,11 +1,13 @@
 import Foundation
 public import Logging
+import Shipping
 import Synchronization
 
 /// The level and format every `LineLogHandler` of the process follows, so a SIGHUP can change them
-/// for loggers already handed out.
+/// for loggers already handed out; and the count of lines that could not be written.
 public final class LogSettings: Sendable {
     private let state: Mutex<(level: Logger.Level, format: LineLogHandler.Format)>
+    private let dropped = Mutex<(count: Int, observer: (@Sendable (Int) -> Void)?)>((0, nil))
 
     public init(level: Logger.Level, format: LineLogHandler.Format) {
         state = Mutex((level, format))
@@ -17,10 +19,32 @@ public final class LogSettings: Sendable {
     public func set(level: Logger.Level, format: LineLogHandler.Format) {
         state.withLock { $0 = (level, format) }
     }
+
+    /// Log lines that could not be written to stderr since the start.
+    public var droppedLines: Int { dropped.withLock { $0.count } }
+
+    /// Calls `observer` with the lines dropped so far (when any), then with 1 for each further one:
+    /// the agent's metrics are built after logging starts.
+    public func observeDroppedLines(_ observer: @escaping @Sendable (Int) -> Void) {
+        let backlog = dropped.withLock {
+            $0.observer = observer
+            return $0.count
+        }
+        if backlog > 0 { observer(backlog) }
+    }
+
+    func lineDropped() {
+        let observer = dropped.withLock {
+            $0.count += 1
+            return $0.observer
+        }
+        observer?(1)
+    }
 }
 
 /// Writes one line per log record to stderr, as logfmt (`ts=… level=info msg="…" key=value`) or as
-/// a JSON object: what journald stores and what Loki and friends parse.
+/// a JSON object: what journald stores and what Loki and friends parse. A line that cannot be
+/// written (stderr's reader went away: EPIPE) is dropped and counted; the agent runs on.
 public struct LineLogHandler: LogHandler {
     public enum Format: Sendable { case logfmt, json }
 
@@ -69,7 +93,7 @@ public struct LineLogHandler: LogHandler {
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        if !DescriptorWriter.write(line + "\n", to: 2) { settings.lineDropped() }
     }
 
     static func logfmtValue(_ value: String) -> String {

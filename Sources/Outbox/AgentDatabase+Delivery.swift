@@ -24,6 +24,8 @@ public struct OutboxStats: Sendable, Equatable, Codable {
     public var pendingEvents: Int
     public var pendingBytes: Int
     public var deadLetters: Int
+    /// Payload bytes of the dead letters: usage not billed yet, kept under `outbox.max_bytes`.
+    public var deadLetterBytes: Int
     /// Pending events that were offered to a consumer at least once.
     public var attemptedEvents: Int
     /// Unix seconds of the oldest pending period's start, if any.
@@ -32,12 +34,13 @@ public struct OutboxStats: Sendable, Equatable, Codable {
     public var databaseBytes: Int
 
     public init(
-        pendingEvents: Int, pendingBytes: Int, deadLetters: Int, attemptedEvents: Int, oldestPendingPeriodStart: Int64?,
-        databaseBytes: Int
+        pendingEvents: Int, pendingBytes: Int, deadLetters: Int, deadLetterBytes: Int = 0, attemptedEvents: Int,
+        oldestPendingPeriodStart: Int64?, databaseBytes: Int
     ) {
         self.pendingEvents = pendingEvents
         self.pendingBytes = pendingBytes
         self.deadLetters = deadLetters
+        self.deadLetterBytes = deadLetterBytes
         self.attemptedEvents = attemptedEvents
         self.oldestPendingPeriodStart = oldestPendingPeriodStart
         self.databaseBytes = databaseBytes
@@ -45,6 +48,7 @@ public struct OutboxStats: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case pendingEvents = "pending_events", pendingBytes = "pending_bytes", deadLetters = "dead_letters"
+        case deadLetterBytes = "dead_letter_bytes"
         case attemptedEvents = "attempted_events", oldestPendingPeriodStart = "oldest_pending_period_start"
         case databaseBytes = "database_bytes"
     }
@@ -191,9 +195,11 @@ extension AgentDatabase {
                            COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
                     FROM events
                     """)!
-            let dead = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0
+            let dead = try Row.fetchOne(
+                db, sql: "SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM dead_letters")!
             return OutboxStats(
-                pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead,
+                pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead["count"],
+                deadLetterBytes: dead["bytes"],
                 attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
                 databaseBytes: try Self.usedBytes(db))
         }
@@ -211,13 +217,15 @@ extension AgentDatabase {
         return (pages - free) * size
     }
 
-    /// Keeps the database under `maxBytes`. Past 90 % of it, old pending usage events of the same
-    /// instance that were never offered to a consumer are merged into longer periods (totals are
-    /// kept exactly; see `UsageEvent.merging`), oldest first, until under 80 % or nothing more can be
-    /// merged. Undelivered events are never deleted. Throws `.full` if the database is still over
-    /// the bound.
-    public func makeRoom(maxBytes: Int) throws(OutboxError) {
+    /// Keeps the database under `maxBytes`. Past 90 % of it, audit records no undelivered usage
+    /// needs are pruned first, whatever their age past an hour (`pruneAuditRecords`; an hour lets
+    /// the period after a fresh gap close). Then old pending usage events of the same instance that
+    /// were never offered to a consumer are merged into longer periods (totals are kept exactly; see
+    /// `UsageEvent.merging`), oldest first, until under 80 % or nothing more can be merged.
+    /// Undelivered events are never deleted. Throws `.full` if the database is still over the bound.
+    public func makeRoom(maxBytes: Int, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(OutboxError) {
         guard try usedBytes() > maxBytes / 10 * 9 else { return }
+        try pruneAuditRecords(recordedBefore: now - 3_600)
         var afterID: Int64 = 0
         while try usedBytes() > maxBytes / 10 * 8 {
             guard let next = try mergePending(after: afterID, limit: 5000) else { break }

@@ -1,6 +1,10 @@
 public import Foundation
 public import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The agent's one SQLite database: the outbox of events, the metering checkpoints, and the audit
 /// records of gaps and baselines.
 ///
@@ -14,7 +18,11 @@ public struct AgentDatabase: Sendable {
 
     /// Opens (creating if needed) the database at `path` and migrates it. A write that finds the
     /// database locked by another process waits up to `busyTimeoutSeconds`, then fails naming the file.
+    /// A new file is created readable and writable by its owner only (0600) whatever the umask;
+    /// SQLite gives its WAL and shared-memory files the database file's mode. A file written by a
+    /// newer hostmeter is refused (`OutboxError.newerSchema`).
     public static func open(path: String, busyTimeoutSeconds: Double = 10) throws(OutboxError) -> AgentDatabase {
+        try createOwnerOnly(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeoutSeconds)
         configuration.prepareDatabase { db in
@@ -45,9 +53,54 @@ public struct AgentDatabase: Sendable {
         self.writer = writer
         self.path = path
         do {
+            try Self.refuseNewerSchema(writer, path: path)
             try Self.migrator.migrate(writer)
+            try writer.write { db in
+                if try Int.fetchOne(db, sql: "PRAGMA user_version") != Self.schemaVersion {
+                    try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)")
+                }
+            }
+        } catch let error as OutboxError {
+            throw error
         } catch {
             throw .cannotOpen(path: path, reason: Self.reason(error))
+        }
+    }
+
+    /// This build's schema version: the number of its migrations, stored in `PRAGMA user_version`
+    /// after migrating so that any tool can tell which hostmeter a file is for.
+    public static var schemaVersion: Int { migrator.migrations.count }
+
+    /// Throws `.newerSchema` for a database migrated by a newer hostmeter: one that has applied
+    /// migrations this build does not know, or stores a schema version above this build's. Such a
+    /// file may hold tables, columns or meanings this build would misread or damage, so it is not
+    /// touched (GRDB's migrator would ignore unknown migrations and carry on).
+    static func refuseNewerSchema(_ writer: any DatabaseWriter, path: String) throws {
+        let (applied, stored) = try writer.read { db in
+            (try migrator.appliedIdentifiers(db), try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
+        }
+        let unknown = applied.subtracting(migrator.migrations).sorted()
+        guard unknown.isEmpty, stored <= schemaVersion else {
+            throw OutboxError.newerSchema(
+                path: path, version: max(stored, applied.count), ours: schemaVersion, unknownMigrations: unknown)
+        }
+    }
+
+    /// Creates `path` empty with mode 0600 when it does not exist yet: SQLite would create it 0644
+    /// less the umask, readable by others outside systemd (whose unit sets `UMask=0077`). An
+    /// existing file keeps the mode it has.
+    static func createOwnerOnly(_ path: String) throws(OutboxError) {
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            if errno == EEXIST { return }
+            throw .cannotOpen(path: path, reason: "cannot create the file: \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        // The umask may have taken bits from 0600 (a umask of 0277 leaves 0400); set them exactly.
+        guard fchmod(descriptor, 0o600) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(path)
+            throw .cannotOpen(path: path, reason: "cannot set the file's mode to 0600: \(reason)")
         }
     }
 
@@ -148,13 +201,14 @@ public struct AgentDatabase: Sendable {
     /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction.
     ///
     /// With `maxBytes`, a step that brings events is refused with `OutboxError.full` when the
-    /// database is over the bound even after merging old pending events (`makeRoom`); the caller's
+    /// database is over the bound even after pruning audit records and merging old pending events
+    /// (`makeRoom`); the caller's
     /// checkpoint then does not advance, so the usage is billed later rather than lost.
     public func commit(
         _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil
     ) throws(OutboxError) {
         guard !commit.isEmpty else { return }
-        if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes) }
+        if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes, now: now) }
         try write("commit metering step") { db in
             // Cached statements: a host with 1,000 instances writes 1,000 checkpoints per sample.
             if !commit.events.isEmpty {

@@ -9,6 +9,9 @@ public enum OutboxError: Error, Sendable, CustomStringConvertible {
     case full(path: String, usedBytes: Int, maxBytes: Int)
     /// A stored checkpoint is of a format this agent does not read.
     case unknownCheckpointFormat(path: String, instanceID: String, format: Int)
+    /// The file was written by a newer hostmeter: its schema version (migrations applied, or the
+    /// stored `user_version`) is above this build's, or it has migrations this build does not know.
+    case newerSchema(path: String, version: Int, ours: Int, unknownMigrations: [String])
 
     public var description: String {
         switch self {
@@ -21,6 +24,12 @@ public enum OutboxError: Error, Sendable, CustomStringConvertible {
                 + "new periods wait until the consumer takes events"
         case .unknownCheckpointFormat(let path, let instanceID, let format):
             return "database \(path): checkpoint of \(instanceID) has unknown format \(format)"
+        case .newerSchema(let path, let version, let ours, let unknown):
+            let names = unknown.isEmpty ? "" : " (migrations it has and this build does not know: "
+                + unknown.map { "\"\($0)\"" }.joined(separator: ", ") + ")"
+            return "cannot open database \(path): it has schema version \(version) and this build's is \(ours)\(names); "
+                + "it was written by a newer hostmeter, which this one could misread or damage: run that version or a "
+                + "newer one"
         }
     }
 

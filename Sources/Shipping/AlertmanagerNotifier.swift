@@ -167,7 +167,8 @@ public struct AlertmanagerAlert: Sendable, Equatable, Encodable {
 /// with are the ones its resends and its resolve carry, so Alertmanager sees one alert.
 ///
 /// Every request goes through the same `RetryPolicy` (full-jitter backoff, Retry-After) and
-/// `CircuitBreaker` as the sinks; a 400 for a batch is bisected, and an alert Alertmanager refuses
+/// `CircuitBreaker` as the sinks, classified by the same `ResponseClassifier`: a refused request
+/// (401, 403, 404, …) is retried, a 400 for a batch is bisected, and an alert Alertmanager refuses
 /// on its own is not sent again. The active set lives in memory: build the notifier with the
 /// firing events of the stored threshold states (`ThresholdEvaluator.firingEvents`) after a
 /// restart. A graceful shutdown tries once more to deliver pending resolves and leaves active
@@ -398,8 +399,8 @@ public actor AlertmanagerNotifier: Service {
             generatorURL: settings.generatorURL)
     }
 
-    /// POSTs `items`; a 400 for more than one is bisected. Returns whether Alertmanager answered
-    /// (took or refused them), as opposed to failing or not being reached.
+    /// POSTs `items`; a verdict (400, 413, 422) on more than one is bisected. Returns whether
+    /// Alertmanager answered (took or refused them), as opposed to failing or not being reached.
     private func deliver(_ items: [(Origin, AlertmanagerAlert)]) async -> Bool {
         let outcome = await post(items.map(\.1))
         status.requests += 1
@@ -419,8 +420,13 @@ public actor AlertmanagerNotifier: Service {
             let delay = settings.retry.delay(
                 attempt: breaker.consecutiveFailures, retryAfter: retryAfter, using: &random)
             backoffUntil = now() + delay
-            logger.warning(
-                "alertmanager request failed; will retry",
+            // 401, 403, 404, 407…: the request was refused (credentials, URL), not the alerts. Kept
+            // and retried like any failure, but it will not pass by itself.
+            logger.log(
+                level: reason.isEndpointRefusal ? .error : .warning,
+                reason.isEndpointRefusal
+                    ? "alertmanager refused the request; check alerting.alertmanager_url and credentials; will retry"
+                    : "alertmanager request failed; will retry",
                 metadata: ["alertmanager.reason": "\(reason.rawValue)", "alertmanager.alerts": "\(items.count)",
                            "retry.in_seconds": "\(Int(delay.rounded()))", "error": "\(detail)"])
             return false
@@ -432,16 +438,7 @@ public actor AlertmanagerNotifier: Service {
                 guard await deliver(Array(items[..<middle])) else { return false }
                 return await deliver(Array(items[middle...]))
             }
-            guard bisectable else {
-                // 401, 403, 404…: a verdict on the request (credentials, URL), not on the alerts.
-                // Keep everything and try again at the resend cadence; the error is in the log.
-                logger.error(
-                    "alertmanager refused the request; check alerting.alertmanager_url and credentials",
-                    metadata: ["alertmanager.reason": "\(reason.rawValue)", "alertmanager.alerts": "\(items.count)",
-                               "error": "\(detail)"])
-                return true
-            }
-            // A 400 or 413 for this one alert: a verdict on it. It is not sent again.
+            // A 400, 413 or 422 for this one alert: a verdict on it. It is not sent again.
             status.alertsRejected += items.count
             for (origin, sent) in items {
                 switch origin {
@@ -472,7 +469,7 @@ public actor AlertmanagerNotifier: Service {
         do {
             let response = try await client.execute(
                 request, timeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)))
-            let text = try await response.body.collect(upTo: 64 << 10)
+            let text = try await HTTPSink.prefix(of: response.body)
             let retryAfter = RetryAfter.seconds(response.headers.first(name: "Retry-After"), now: Date())
             return ResponseClassifier.classify(
                 status: Int(response.status.code), retryAfter: retryAfter, body: String(buffer: text))

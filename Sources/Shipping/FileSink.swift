@@ -1,5 +1,6 @@
 import Foundation
 public import Outbox
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -55,19 +56,37 @@ public struct FileSink: EventSink {
 }
 
 /// Writes events as JSON lines to standard output.
-public struct StdoutSink: EventSink {
+///
+/// A write that fails (the reader went away: EPIPE; a full disk behind a redirect) is retryable:
+/// the events stay in the outbox and the agent runs on. A pipe cannot be cut back like a file, so
+/// a batch that stopped inside a line starts its retry with a newline: the torn line stays torn,
+/// but every full line is a whole event.
+public final class StdoutSink: EventSink {
     public var type: String { "stdout" }
+    private let descriptor: Int32
+    /// Whether the last write stopped inside a line.
+    private let torn = Mutex(false)
 
-    public init() {}
+    /// - Parameter descriptor: standard output (1); another descriptor in tests.
+    public init(descriptor: Int32 = 1) {
+        self.descriptor = descriptor
+    }
 
     public func send(_ batch: [OutboxEvent]) async -> ShipOutcome {
         var data = Data()
+        if torn.withLock({ $0 }) { data.append(UInt8(ascii: "\n")) }
         for event in batch {
             data.append(event.payload)
             data.append(UInt8(ascii: "\n"))
         }
-        FileHandle.standardOutput.write(data)
-        return .delivered
+        let result = data.withUnsafeBytes { DescriptorWriter.write($0, to: descriptor) }
+        guard let error = result.error else {
+            torn.withLock { $0 = false }
+            return .delivered
+        }
+        // Torn when it stopped after writing something that did not end a line.
+        if result.written > 0 { torn.withLock { $0 = data[data.startIndex + result.written - 1] != UInt8(ascii: "\n") } }
+        return .retryable(reason: .io, detail: "write stdout: \(DescriptorWriter.describe(error))", retryAfter: nil)
     }
 
     public func shutdown() async {}

@@ -81,13 +81,33 @@ public final class HTTPSink: EventSink {
 
         do {
             let response = try await client.execute(request, timeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)))
-            let text = try await response.body.collect(upTo: 64 << 10)
+            let text = try await Self.prefix(of: response.body)
             let retryAfter = RetryAfter.seconds(response.headers.first(name: "Retry-After"), now: Date())
             return ResponseClassifier.classify(
                 status: Int(response.status.code), retryAfter: retryAfter, body: String(buffer: text))
         } catch {
             return Self.outcome(for: error)
         }
+    }
+
+    /// How much of a response body is read: enough to explain a failure in the log.
+    static let bodyReadLimit = 64 << 10
+
+    /// The first `limit` bytes of a response body; the rest is not read (the connection is closed).
+    /// The status is the answer and the body only explains it, so a body over the limit must not
+    /// turn a 2xx into a failure: the events would be sent again forever. A connection that breaks
+    /// before the limit still throws: the answer may be incomplete.
+    static func prefix(of body: HTTPClientResponse.Body, limit: Int = bodyReadLimit) async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        for try await var chunk in body {
+            let room = limit - collected.readableBytes
+            guard chunk.readableBytes < room else {
+                if let part = chunk.readSlice(length: room) { collected.writeImmutableBuffer(part) }
+                break
+            }
+            collected.writeBuffer(&chunk)
+        }
+        return collected
     }
 
     /// Transport failures are all retryable; the reason says which kind.

@@ -4,13 +4,29 @@ public enum ShipFailureReason: String, Sendable, CaseIterable, Codable {
     case timeout
     case connectionClosed = "connection_closed"
     case http400 = "http_400"
+    case http401 = "http_401"
+    case http403 = "http_403"
+    case http404 = "http_404"
+    case http407 = "http_407"
     case http408 = "http_408"
     case http413 = "http_413"
+    case http422 = "http_422"
     case http429 = "http_429"
+    /// Another 4xx: a refusal of the request by the endpoint (405, 409, 410, 415, …), retried.
     case http4xx = "http_4xx"
     case http5xx = "http_5xx"
     case unexpectedStatus = "unexpected_status"
     case io
+
+    /// The endpoint refused the request itself — credentials (401, 407), permission (403), the URL
+    /// (404) or another 4xx that is not about the events — rather than failing or judging an event.
+    /// It says nothing about the events and will not pass by itself: a person must look.
+    public var isEndpointRefusal: Bool {
+        switch self {
+        case .http401, .http403, .http404, .http407, .http4xx: true
+        default: false
+        }
+    }
 }
 
 /// What became of one delivery attempt.
@@ -20,27 +36,39 @@ public enum ShipOutcome: Sendable, Equatable {
     /// Try again later: the consumer or the path to it failed. `retryAfter` is the consumer's
     /// Retry-After in seconds, when it gave one.
     case retryable(reason: ShipFailureReason, detail: String, retryAfter: Double?)
-    /// The consumer refused the batch for good. `bisectable`: the refusal may be caused by one
-    /// event of the batch (400, 413), so halves are worth trying apart.
+    /// The consumer refused the batch for good: a verdict on what was sent. `bisectable`: the
+    /// refusal may be caused by one event of the batch (400, 413, 422), so halves are worth trying
+    /// apart; a single event refused is dead-lettered.
     case rejected(reason: ShipFailureReason, detail: String, bisectable: Bool)
 }
 
 /// Decides what an HTTP status means for a batch.
+///
+/// Only an answer about the events may take them out of the outbox: a 2xx (the consumer stored
+/// them) or a verdict on their content (400, 413, 422), which the shipper bisects so that only the
+/// event it is about is dead-lettered. Everything else is a failure of the endpoint or of the path
+/// to it and is retried with backoff, counted by the circuit breaker: 408, 429 and 5xx, which pass
+/// by themselves; 401, 403, 404, 407 and the other 4xx, which need a person (a rotated token, a
+/// wrong URL) and are shown by `/health`; and 1xx or 3xx (a redirect is a misconfigured URL). A
+/// rotated token must never turn the backlog into dead letters.
 public enum ResponseClassifier {
-    /// 2xx delivered; 408, 429 and 5xx retryable; 400 and 413 rejected but worth bisecting; other
-    /// 4xx rejected; anything else (1xx, 3xx: a redirect is a misconfigured URL, not a verdict on
-    /// the events) retryable, so nothing is dead-lettered by a proxy's mistake.
     public static func classify(status: Int, retryAfter: Double?, body: String) -> ShipOutcome {
         let detail = "HTTP \(status)" + (body.isEmpty ? "" : ": \(body.prefix(300))")
+        let retry = { (reason: ShipFailureReason) in ShipOutcome.retryable(reason: reason, detail: detail, retryAfter: retryAfter) }
         switch status {
         case 200..<300: return .delivered
-        case 408: return .retryable(reason: .http408, detail: detail, retryAfter: retryAfter)
-        case 429: return .retryable(reason: .http429, detail: detail, retryAfter: retryAfter)
-        case 500..<600: return .retryable(reason: .http5xx, detail: detail, retryAfter: retryAfter)
         case 400: return .rejected(reason: .http400, detail: detail, bisectable: true)
         case 413: return .rejected(reason: .http413, detail: detail, bisectable: true)
-        case 401..<500: return .rejected(reason: .http4xx, detail: detail, bisectable: false)
-        default: return .retryable(reason: .unexpectedStatus, detail: detail, retryAfter: retryAfter)
+        case 422: return .rejected(reason: .http422, detail: detail, bisectable: true)
+        case 401: return retry(.http401)
+        case 403: return retry(.http403)
+        case 404: return retry(.http404)
+        case 407: return retry(.http407)
+        case 408: return retry(.http408)
+        case 429: return retry(.http429)
+        case 400..<500: return retry(.http4xx)
+        case 500..<600: return retry(.http5xx)
+        default: return retry(.unexpectedStatus)
         }
     }
 }

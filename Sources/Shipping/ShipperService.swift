@@ -15,10 +15,15 @@ public struct ShipperSettings: Sendable {
     public var pollSeconds: Double
     /// How long a graceful shutdown keeps delivering what is pending.
     public var drainSeconds: Double
+    /// Gaps and baselines are kept at least this long (they are audit records, not usage; see
+    /// `AgentDatabase.pruneAuditRecords`), and looked at again every `auditPruneSeconds`.
+    public var auditRetentionSeconds: Double
+    public var auditPruneSeconds: Double
 
     public init(
         batchMaxEvents: Int = 500, batchMaxBytes: Int = 4 << 20, retry: RetryPolicy = RetryPolicy(),
-        failureThreshold: Int = 5, openSeconds: Double = 30, pollSeconds: Double = 1, drainSeconds: Double = 10
+        failureThreshold: Int = 5, openSeconds: Double = 30, pollSeconds: Double = 1, drainSeconds: Double = 10,
+        auditRetentionSeconds: Double = 7 * 86_400, auditPruneSeconds: Double = 3_600
     ) {
         self.batchMaxEvents = batchMaxEvents
         self.batchMaxBytes = batchMaxBytes
@@ -27,6 +32,8 @@ public struct ShipperSettings: Sendable {
         self.openSeconds = openSeconds
         self.pollSeconds = pollSeconds
         self.drainSeconds = drainSeconds
+        self.auditRetentionSeconds = auditRetentionSeconds
+        self.auditPruneSeconds = auditPruneSeconds
     }
 }
 
@@ -35,6 +42,10 @@ public struct ShipperSnapshot: Sendable, Equatable {
     public var breakerState: CircuitBreaker.State = .closed
     public var consecutiveFailures = 0
     public var lastError: String?
+    /// The endpoint refuses the requests themselves (401, 403, 404, 407, another 4xx that is no
+    /// verdict on the events): the answer, e.g. "HTTP 401: …". Cleared when the consumer next takes
+    /// or judges a batch. It will not pass by itself, so `/health` shows it.
+    public var endpointRefusal: String?
     public var lastDeliveryAt: Double?
     public var requests = 0
     public var eventsDelivered = 0
@@ -53,9 +64,11 @@ public final class ShipperStatus: Sendable {
 /// Delivers the outbox to a sink: oldest first, in batches, at least once.
 ///
 /// An event leaves the outbox only when the sink acknowledged it (deleted) or refused it for good
-/// (moved to the dead letters, with the reason). Retryable failures back off with full jitter and
-/// honour Retry-After; consecutive failures open the circuit breaker, and nothing is sent while it
-/// is open. A 400 or 413 for a batch is bisected so one poison event cannot hold the others back.
+/// (moved to the dead letters, with the reason). Retryable failures — the endpoint refusing the
+/// request (401, 403, 404, …) among them — back off with full jitter and honour Retry-After;
+/// consecutive failures open the circuit breaker, and nothing is sent while it is open. A verdict
+/// (400, 413, 422) on a batch is bisected so one poison event cannot hold the others back, and only
+/// that event is dead-lettered. Hourly, audit records nothing needs any more are pruned.
 public struct ShipperService: Service {
     let database: AgentDatabase
     let slot: SinkSlot
@@ -161,6 +174,8 @@ struct Shipper {
     /// breaker are wall times (retry times are stored and outlive the process), so a step back of
     /// the wall clock is noticed here and every wait is bounded again by its longest legal length.
     var previousNow: Double?
+    /// When audit records are next pruned; the first round prunes.
+    var nextPruneAt = -Double.infinity
 
     init(service: ShipperService) {
         self.service = service
@@ -178,6 +193,7 @@ struct Shipper {
     mutating func boundWaits(now: Double, steppedBackFrom previous: Double?) {
         let cap = service.settings.retry.capSeconds
         pausedUntil = min(pausedUntil, now + cap)
+        nextPruneAt = min(nextPruneAt, now + service.settings.auditPruneSeconds)
         breaker.bound(now: now)
         do {
             let moved = try service.database.bringRetriesForward(notAfter: now + cap)
@@ -200,6 +216,10 @@ struct Shipper {
         let now = service.now()
         if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
         previousNow = now
+        if now >= nextPruneAt {
+            pruneAuditRecords(now: now)
+            nextPruneAt = now + service.settings.auditPruneSeconds
+        }
         if now < pausedUntil { return min(pausedUntil - now, service.settings.pollSeconds) }
         if let until = breaker.blockedUntil(now: now) { return min(until - now, service.settings.pollSeconds) }
         let batch: [LeasedEvent]
@@ -234,6 +254,18 @@ struct Shipper {
         return 0
     }
 
+    /// Removes gaps and baselines older than the retention that no undelivered usage needs. A
+    /// failure is logged and tried again at the next pruning: nothing depends on it but room.
+    func pruneAuditRecords(now: Double) {
+        do {
+            let pruned = try service.database.pruneAuditRecords(
+                recordedBefore: Int64((now - service.settings.auditRetentionSeconds).rounded(.down)))
+            if pruned > 0 { logger.info("audit records pruned", metadata: ["audit.pruned": "\(pruned)"]) }
+        } catch {
+            logger.error("cannot prune audit records", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Sends a batch and records what became of each event. Returns whether the consumer answered
     /// (delivered or refused), as opposed to failing or not being reached.
     mutating func deliver(_ batch: [LeasedEvent]) async -> Bool {
@@ -260,6 +292,7 @@ struct Shipper {
                     $0.eventsDelivered += batch.count
                     $0.lastDeliveryAt = now
                     $0.lastError = nil
+                    $0.endpointRefusal = nil
                 }
                 return true
             case .retryable(let reason, let detail, let retryAfter):
@@ -270,15 +303,23 @@ struct Shipper {
                 service.status.update {
                     $0.failures[reason, default: 0] += 1
                     $0.lastError = detail
+                    if reason.isEndpointRefusal { $0.endpointRefusal = String(detail.prefix(200)) }
                 }
-                logger.warning(
-                    "delivery failed; will retry",
+                // A refused request (a rotated token, a wrong URL) will not pass by itself.
+                logger.log(
+                    level: reason.isEndpointRefusal ? .error : .warning,
+                    reason.isEndpointRefusal
+                        ? "the sink refused the request; check sink.url and sink.token_file; will retry"
+                        : "delivery failed; will retry",
                     metadata: ["sink.type": "\(service.sink.type)", "ship.reason": "\(reason.rawValue)",
                                "ship.events": "\(batch.count)", "retry.in_seconds": "\(Int(delay.rounded()))",
                                "error": "\(detail)"])
                 return false
             case .rejected(let reason, let detail, let bisectable):
-                service.status.update { $0.failures[reason, default: 0] += 1 }
+                service.status.update {
+                    $0.failures[reason, default: 0] += 1
+                    $0.endpointRefusal = nil
+                }
                 if bisectable, batch.count > 1 {
                     let middle = batch.count / 2
                     let first = Array(batch[..<middle])

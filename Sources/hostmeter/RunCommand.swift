@@ -2,7 +2,12 @@ import ArgumentParser
 import Foundation
 import HostMeterAgent
 import Logging
+import Shipping
 import UsageModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `hostmeter run`: the agent.
 struct RunCommand: AsyncParsableCommand {
@@ -13,11 +18,15 @@ struct RunCommand: AsyncParsableCommand {
     var config = AgentConfiguration.defaultPath
 
     func run() async throws {
+        // As under systemd: a reader of stdout or stderr that goes away makes a write fail with
+        // EPIPE, which the stdout sink retries and the log handler counts, instead of the signal
+        // ending the agent.
+        signal(SIGPIPE, SIG_IGN)
         let configuration: AgentConfiguration
         do {
             configuration = try AgentConfiguration.load(path: config)
         } catch {
-            FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
+            DescriptorWriter.write("hostmeter: \(error)\n", to: 2)
             throw ExitCode(2)
         }
         let settings = LogSettings(

@@ -391,7 +391,8 @@ import Testing
             try JSONSerialization.jsonObject(with: JSONEncoder().encode(stats)) as? [String: Any])
         #expect(
             Set(object.keys) == [
-                "pending_events", "pending_bytes", "dead_letters", "attempted_events", "oldest_pending_period_start",
+                "pending_events", "pending_bytes", "dead_letters", "dead_letter_bytes", "attempted_events",
+                "oldest_pending_period_start",
                 "database_bytes",
             ])
         #expect(try JSONDecoder().decode(OutboxStats.self, from: JSONEncoder().encode(stats)) == stats)

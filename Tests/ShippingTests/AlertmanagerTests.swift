@@ -242,6 +242,37 @@ import Glibc
         running.cancel()
         _ = try? await running.value
     }
+
+    /// An endpoint that refuses the request (a wrong URL, a proxy wanting credentials) is a failure,
+    /// as for the sinks: retried with backoff and counted in the breaker, which opens; the alert is
+    /// kept. Here the loopback consumer answers 404 to Alertmanager's path.
+    @Test func aRefusingEndpointIsRetriedAndOpensTheBreaker() async throws {
+        let consumer = try LoopbackConsumer()
+        let settings = AlertmanagerSettings(
+            url: "http://127.0.0.1:\(consumer.port)", resendSeconds: 30, validitySeconds: 120,
+            retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.2), failureThreshold: 2, openSeconds: 30,
+            connectTimeoutSeconds: 1, requestTimeoutSeconds: 2)
+        let notifier = AlertmanagerNotifier(settings: settings, logger: Self.quietLogger)
+        let (period, now) = Self.recentPeriod()
+        await notifier.apply([Self.event(.firing, rule: "refused", period: period, timestamp: now)])
+        let running = Task { try await notifier.run() }
+        defer { running.cancel() }
+
+        var snapshot = await notifier.snapshot
+        for _ in 0..<100 {
+            if snapshot.breakerState != .closed { break }
+            try await Task.sleep(for: .milliseconds(50))
+            snapshot = await notifier.snapshot
+        }
+        running.cancel()
+        _ = try? await running.value
+        #expect(snapshot.breakerState.gaugeValue == 1, "the breaker did not open: \(snapshot)")
+        #expect(snapshot.failures.first { $0.key.rawValue == "http_404" }?.value == 2, "\(snapshot.failures)")
+        #expect(snapshot.alertsRejected == 0)
+        let requests = try await consumer.stats()
+        #expect(requests.requests == 2 && requests.by_status["404"] == 2, "\(requests.by_status)")
+        #expect(await notifier.pendingAlerts().count == 1)
+    }
 }
 
 /// A clock the test moves.

@@ -155,13 +155,78 @@ import Testing
         #expect(try await consumer.stats().unique_events == 90)
     }
 
-    @Test func otherClientErrorsDeadLetterTheBatch() async throws {
+    /// A rotated token, a proxy wanting credentials, a wrong path: failures of the endpoint, not
+    /// verdicts on the events. Retried with backoff until the endpoint takes them; nothing is
+    /// dead-lettered.
+    @Test(arguments: [401, 403, 404, 407])
+    func aRefusingEndpointIsRetriedAndNothingIsDeadLettered(status: Int) async throws {
         let consumer = try LoopbackConsumer()
         let outbox = try FilledOutbox(events: 8)
-        try await consumer.setMode(["mode": "status", "status": 403, "count": 1])
-        try await ship(outbox, to: try httpSink(consumer))
-        #expect(try outbox.database.deadLetters().count == 8)
-        #expect(try await consumer.stats().unique_events == 0)
+        try await consumer.setMode(["mode": "status", "status": status, "count": 3])
+        let shipped = try await ship(outbox, to: try httpSink(consumer))
+        #expect(try outbox.database.deadLetters().isEmpty)
+        #expect(try outbox.database.stats().pendingEvents == 0)
+        #expect(try await consumer.stats().unique_events == 8)
+        #expect(try await consumer.stats().by_status["\(status)"] == 3)
+        let failures = shipped.failures.first { $0.key.rawValue == "http_\(status)" }?.value
+        #expect(failures == 3, "\(shipped.failures)")
+        #expect(shipped.eventsDeadLettered == 0)
+    }
+
+    /// A wrong URL path answers 404 to every request: each one counts in the circuit breaker, which
+    /// opens and bounds the requests; every event stays in the outbox, and the shipper says why.
+    @Test func aWrongURLPathOpensTheBreakerAndKeepsEveryEvent() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 10)
+        var settings = Self.fast
+        settings.failureThreshold = 3
+        settings.openSeconds = 1
+        let sink = try HTTPSink(
+            settings: HTTPSink.Settings(
+                url: "http://127.0.0.1:\(consumer.port)/no-such-path", format: .json, hostID: "host-1",
+                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
+        let status = try await ship(outbox, to: sink, settings: settings, seconds: 3.5) { _ in false }
+        let requests = try await consumer.stats()
+        // 3 failures open it for 1 s; the probe fails and it opens for 2 s: 4 to 6 requests in 3.5 s.
+        #expect(requests.requests >= 4 && requests.requests <= 6, "\(requests.requests) requests")
+        #expect(requests.by_status["404"] == requests.requests)
+        #expect(status.breakerState.gaugeValue == 1)
+        #expect(try outbox.database.stats().pendingEvents == 10)
+        #expect(try outbox.database.deadLetters().isEmpty)
+        #expect(status.lastError?.hasPrefix("HTTP 404") == true, "\(String(describing: status.lastError))")
+    }
+
+    /// A 2xx is the consumer's acknowledgement whatever its body: a body over the read limit is read
+    /// up to the limit, and the events are delivered once, not sent again forever.
+    @Test func aSuccessWithABodyOverTheReadLimitIsDelivered() async throws {
+        let responder = try FixedResponder(status: 200, body: Data(repeating: UInt8(ascii: "x"), count: 1 << 20))
+        defer { responder.stop() }
+        let outbox = try FilledOutbox(events: 5)
+        let sink = try HTTPSink(
+            settings: HTTPSink.Settings(
+                url: "http://127.0.0.1:\(responder.port)/events", format: .json, hostID: "host-1",
+                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
+        let status = try await ship(outbox, to: sink, seconds: 5)
+        #expect(try outbox.database.stats().pendingEvents == 0)
+        #expect(try outbox.database.deadLetters().isEmpty)
+        #expect(status.eventsDelivered == 5)
+        #expect(responder.requests == 1, "sent \(responder.requests) times")
+        #expect(status.failures.isEmpty, "\(status.failures)")
+    }
+
+    /// Any other answer with a body over the limit is classified by its status, not as a read error.
+    @Test func aFailureWithABodyOverTheReadLimitKeepsItsStatus() async throws {
+        let responder = try FixedResponder(status: 503, body: Data(repeating: UInt8(ascii: "y"), count: 1 << 20))
+        defer { responder.stop() }
+        let outbox = try FilledOutbox(events: 3)
+        let sink = try HTTPSink(
+            settings: HTTPSink.Settings(
+                url: "http://127.0.0.1:\(responder.port)/events", format: .json, hostID: "host-1",
+                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
+        let status = try await ship(outbox, to: sink, seconds: 1) { _ in false }
+        #expect(status.failures[.http5xx, default: 0] >= 1, "\(status.failures)")
+        #expect(status.failures[.io] == nil, "\(status.failures)")
+        #expect(try outbox.database.stats().pendingEvents == 3)
     }
 
     @Test func requestsCarryTheTokenAndAStableIdempotencyKey() async throws {

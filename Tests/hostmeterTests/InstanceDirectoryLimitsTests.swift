@@ -1,6 +1,8 @@
 import AgentAPI
 import Foundation
+import Logging
 import Metering
+import Probes
 import Testing
 
 @testable import HostMeterAgent
@@ -61,7 +63,7 @@ import Glibc
         let scratch = try Scratch()
         defer { scratch.remove() }
         try scratch.write("vm-1.yaml", InstanceDirectoryTests.yaml("vm-1"))
-        let slowFile = try scratch.write("vm-slow.yaml", Self.smallerBomb(levels: 23))
+        let slowFile = try scratch.write("vm-slow.yaml", Self.smallerBomb(levels: 24))
         try scratch.write("vm-2.yaml", InstanceDirectoryTests.yaml("vm-2"))
         var directory = InstanceDirectory(
             path: scratch.path, maxManifests: 100, parseDeadline: .milliseconds(300), scanWait: .milliseconds(100),
@@ -111,7 +113,7 @@ import Glibc
             load: { InstanceDirectory.load($0, guarded: false) })
         #expect(directory.scan().manifests.map(\.manifest.vcpus) == [3])
 
-        try scratch.write("vm-1.yaml", Self.smallerBomb(levels: 23, id: "vm-1"))
+        try scratch.write("vm-1.yaml", Self.smallerBomb(levels: 24, id: "vm-1"))
         var scan = directory.scan()
         #expect(scan.unread.isEmpty)
         #expect(scan.manifests.map(\.manifest.vcpus) == [3])
@@ -123,6 +125,38 @@ import Glibc
         }
         #expect(scan.problems.map(\.file) == [file])
         #expect(scan.problems.first?.message.hasSuffix("skipped until the file changes; its last valid version stays in effect") == true)
+    }
+
+    /// While a new manifest is still being read, the sampler meters no instance rather than
+    /// meter them without it: a manifest renamed by a slow write would otherwise look removed
+    /// (a final period billed) and come back from a new baseline.
+    @Test func instancesAreNotObservedWhileANewManifestIsStillBeingRead() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("vm-1.yaml", InstanceDirectoryTests.yaml("vm-1"))
+        var sampling = InstanceSampling(
+            registry: InstanceRegistry(),
+            directory: InstanceDirectory(
+                path: scratch.path, maxManifests: 100, parseDeadline: .milliseconds(400), scanWait: .milliseconds(20),
+                load: { InstanceDirectory.load($0, guarded: false) }),
+            probe: nil, logger: Logger(label: "test"))
+        func observe() -> [String]? {
+            sampling.observe(
+                time: SampleTime(wallNanos: 1_800_000_000_000_000_000, bootNanos: 1_000_000_000), bootID: nil,
+                hostMemoryTotalBytes: nil, gpus: nil)?.observations.map(\.identity.instanceID)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        var observed = observe()
+        while observed == nil, clock.now < deadline { observed = observe() }
+        #expect(observed == ["vm-1"])
+
+        try scratch.write("vm-2.yaml", Self.smallerBomb(levels: 24, id: "vm-2"))
+        #expect(observe() == nil, "observed while vm-2.yaml was still being read")
+        observed = nil
+        while observed == nil, clock.now < deadline { observed = observe() }
+        #expect(observed == ["vm-1"])
+        #expect(sampling.registry.problems.map(\.file) == [scratch.path + "/vm-2.yaml"])
     }
 
     @Test func filesBeyondTheLimitAreProblemsNamingThemAndReadFilesKeepTheirPlace() throws {

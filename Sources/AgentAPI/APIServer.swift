@@ -1,20 +1,23 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 public import ServiceLifecycle
 import Synchronization
 
 /// The local API server: the router on `api.listen`, as a service of the agent's group.
+///
+/// Every connection goes through a `ConnectionGuard` (per-peer and total limits, the request
+/// deadline) and, with `api.tls`, through TLS first.
 public struct APIServer: Service {
     public let host: String
     public let port: Int
     let dependencies: APIDependencies
+    public let limits: APILimits
+    let tls: APITLS?
     /// The port actually bound (the chosen one when `port` is 0), once listening.
     public let boundPort: BoundPort
-
-    /// Connections served at once; more wait in the backlog.
-    public static let maxConnections = 256
 
     public final class BoundPort: Sendable {
         private struct State {
@@ -61,28 +64,53 @@ public struct APIServer: Service {
         }
     }
 
-    public init(listen: String, dependencies: APIDependencies, boundPort: BoundPort = BoundPort()) throws(ListenAddressError) {
+    public init(
+        listen: String, dependencies: APIDependencies, limits: APILimits = APILimits(), tls: APITLS? = nil,
+        boundPort: BoundPort = BoundPort()
+    ) throws(ListenAddressError) {
         (host, port) = try ListenAddress.parse(listen)
         self.dependencies = dependencies
+        self.limits = limits
+        self.tls = tls
         self.boundPort = boundPort
     }
+
+    /// Whether `host` is reachable from this machine only.
+    public var isLoopback: Bool { ListenAddress.isLoopback(host) }
 
     public func run() async throws {
         let router = APIRouter.build(dependencies)
         let boundPort = self.boundPort
         let logger = dependencies.logger
+        let tlsMode = tls.map { $0.requiresClientCertificate ? "mutual" : "on" } ?? "off"
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            server: try serverBuilder(),
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,
-                availableConnectionsDelegate: MaximumAvailableConnections(Self.maxConnections)),
+                // The guard keeps `maxConnections`; evicted connections close asynchronously, so
+                // the accept loop's own bound leaves room for those still closing.
+                availableConnectionsDelegate: MaximumAvailableConnections(2 * limits.maxConnections)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("API listening", metadata: ["api.port": "\(port)"])
+                logger.info("API listening", metadata: ["api.port": "\(port)", "api.tls": "\(tlsMode)"])
                 boundPort.set(port)
             },
             logger: logger)
         try await app.run()
+    }
+
+    /// The HTTP/1 server with a `ConnectionGuard` in every connection's pipeline, under TLS when
+    /// configured: what `run` serves.
+    func serverBuilder() throws -> HTTPServerBuilder {
+        let table = ConnectionTable<any Channel>(limits: limits)
+        let closings = ConnectionClosings(registry: dependencies.metrics.registry, logger: dependencies.logger)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(table: table, closings: closings)],
+            // The guard's deadline ends idle and slow connections first; this is Hummingbird's own
+            // bound for the same, kept no shorter.
+            idleTimeout: .nanoseconds(ConnectionGuard.nanoseconds(limits.requestTimeout)))
+        guard let tls else { return .http1(configuration: http1) }
+        return try .tls(.http1(configuration: http1), tlsConfiguration: tls.configuration)
     }
 }

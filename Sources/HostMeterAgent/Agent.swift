@@ -78,11 +78,14 @@ public enum Agent {
                     generatorURL: "http://\(configuration.api.listen)/thresholds"),
                 logger: logger, active: active)
         }
+        // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a sample.
+        let samplerExecutor = DedicatedExecutor(label: "hostmeter.sampler")
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
             thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances,
-            instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds)
+            instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds,
+            sleep: { try await samplerExecutor.sleep(for: $0) })
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(
@@ -92,16 +95,29 @@ public enum Agent {
                 openSeconds: configuration.circuitBreaker.openSeconds),
             logger: logger, status: shipperStatus, onAttempt: { metrics.recordShipAttempt($0) },
             onDeadLettered: { metrics.recordDeadLettered($0) })
+        let tls = try loadAPITLS(configuration, configurationPath: configurationPath)
         let api = try APIServer(
             listen: configuration.api.listen,
             dependencies: APIDependencies(
                 state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
-                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger))
+                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
+            limits: configuration.api.limits, tls: tls)
         if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
             // Only with api.allow_remote_without_tokens: the configuration refuses it otherwise.
             logger.warning(
                 "the API listens beyond loopback without tokens: anyone who reaches it may read every user's usage (changes stay refused)",
                 metadata: ["api.listen": "\(configuration.api.listen)"])
+        }
+        if tls == nil, !api.isLoopback {
+            logger.warning(
+                "the API listens beyond loopback without TLS (api.tls): tokens and usage cross the network in clear",
+                metadata: ["api.listen": "\(configuration.api.listen)"])
+        }
+        if let tls, tls.certificateNotAfter < Date().timeIntervalSince1970 {
+            logger.warning(
+                "the API's TLS certificate has expired: clients will refuse it",
+                metadata: ["api.tls.certificate_file": "\(configuration.api.tls.certificateFile ?? "")",
+                           "api.tls.not_after": "\(Date(timeIntervalSince1970: tls.certificateNotAfter))"])
         }
         let reloader = ConfigurationReloader(
             path: configurationPath, configuration: configuration, shipper: shipper, thresholds: thresholds,
@@ -112,7 +128,8 @@ public enum Agent {
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: api), .init(service: shipper)]
                     + (alertmanager.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
-                    + [.init(service: sampler), .init(service: supervisor)],
+                    + [.init(service: ServiceOnExecutor(base: sampler, executor: samplerExecutor)),
+                       .init(service: supervisor)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         return AgentRuntime(
@@ -175,6 +192,20 @@ public enum Agent {
             return try TokenStore.parse(text, file: path)
         } catch {
             throw ConfigurationError(file: path, line: nil, key: "api.tokens_file", message: error.message)
+        }
+    }
+
+    /// The API's TLS from `api.tls`, its files read and checked (nil: plain HTTP). `hostmeter run`
+    /// and `hostmeter config check` both call it, so a file that cannot serve stops either with the
+    /// key and the file named (the configuration file `configurationPath` when a key is missing).
+    public static func loadAPITLS(
+        _ configuration: AgentConfiguration, configurationPath: String? = nil
+    ) throws(ConfigurationError) -> APITLS? {
+        do {
+            return try APITLS.load(configuration.api.tls)
+        } catch {
+            throw ConfigurationError(
+                file: error.file ?? configurationPath ?? "configuration", line: nil, key: error.key, message: error.message)
         }
     }
 

@@ -1,4 +1,4 @@
-import AgentAPI
+public import AgentAPI
 import Foundation
 public import Metering
 public import Probes
@@ -28,6 +28,19 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var listensOnLoopbackOnly: Bool {
             guard let host = try? ListenAddress.parse(listen).host else { return false }
             return ListenAddress.isLoopback(host)
+        }
+
+        /// `api.max_connections_per_peer`: connections one IPv4 address or IPv6 /64 may hold.
+        public var maxConnectionsPerPeer = APILimits.defaultMaxConnectionsPerPeer
+        /// `api.request_timeout_seconds`: how long a client may take to send a whole request.
+        public var requestTimeoutSeconds = 10.0
+        /// `api.tls`: certificate, key and client CA files; none set: plain HTTP. The files are
+        /// read and checked by `Agent.loadAPITLS`, not here.
+        public var tls = APITLSFiles()
+
+        /// The connection limits these settings give the server.
+        public var limits: APILimits {
+            APILimits(maxConnectionsPerPeer: maxConnectionsPerPeer, requestTimeout: .milliseconds(Int64((requestTimeoutSeconds * 1000).rounded())))
         }
     }
 
@@ -251,7 +264,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         maxInstances = try node("max_instances").int(default: maxInstances, in: 1...Self.maxInstancesLimit)
 
         let apiKeys = try node("api").mapping(
-            allowed: ["listen", "tokens_file", "auth_health_and_metrics", "allow_remote_without_tokens"])
+            allowed: ["listen", "tokens_file", "auth_health_and_metrics", "allow_remote_without_tokens",
+                      "max_connections_per_peer", "request_timeout_seconds", "tls"])
         api.listen = try apiKeys["listen"]?.string(default: api.listen) ?? api.listen
         do {
             _ = try ListenAddress.parse(api.listen)
@@ -272,6 +286,16 @@ public struct AgentConfiguration: Sendable, Equatable {
                 "\(api.listen) is beyond loopback and api.tokens_file is not set: anyone who reaches it could read "
                     + "every user's usage; set api.tokens_file, or api.allow_remote_without_tokens: true to accept that")
         }
+        api.maxConnectionsPerPeer = try apiKeys["max_connections_per_peer"]?.int(
+            default: api.maxConnectionsPerPeer, in: 1...APILimits.defaultMaxConnections) ?? api.maxConnectionsPerPeer
+        api.requestTimeoutSeconds = try apiKeys["request_timeout_seconds"]?.double(
+            default: api.requestTimeoutSeconds, in: 0.1...600) ?? api.requestTimeoutSeconds
+        let tlsKeys = try (apiKeys["tls"] ?? node("api").child("tls")).mapping(
+            allowed: ["certificate_file", "key_file", "client_ca_file"])
+        api.tls = APITLSFiles(
+            certificateFile: try tlsKeys["certificate_file"]?.optionalString(),
+            keyFile: try tlsKeys["key_file"]?.optionalString(),
+            clientCAFile: try tlsKeys["client_ca_file"]?.optionalString())
 
         let hostKeys = try node("host").mapping(allowed: ["enabled", "instance_id", "user_id", "org_id"])
         if let enabled = hostKeys["enabled"], !enabled.isNull {

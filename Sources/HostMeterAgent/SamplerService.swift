@@ -26,12 +26,16 @@ public struct SamplerService: Service {
     let instances: InstanceSampling?
     /// Instances are probed on the first sample of each slot of this many seconds.
     let instanceSampleSeconds: Int
+    /// Waits for the next tick: `Task.sleep`, or the sampler's own thread's timer (`Agent.build`).
+    let sleep: @Sendable (Duration) async throws -> Void
 
     public init(
         sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
         metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
-        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil
+        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil,
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
+        self.sleep = sleep
         self.instanceSampleSeconds = max(1, instanceSampleSeconds ?? sampleSeconds)
         self.instances = instances
         self.sampler = sampler
@@ -134,8 +138,8 @@ public struct SamplerService: Service {
                 sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
                 recorder: recorder, outbox: outbox, instances: observed?.statuses,
                 manifestProblems: instances?.registry.problems.count ?? 0)
-            try? await cancelWhenGracefulShutdown { [sampleSeconds] in
-                try await Task.sleep(for: .nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
+            try? await cancelWhenGracefulShutdown { [sampleSeconds, sleep] in
+                try await sleep(.nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
             }
         }
         do {

@@ -21,6 +21,8 @@ struct ConfigCommand: ParsableCommand {
             do {
                 configuration = try AgentConfiguration.load(path: file)
                 _ = try Agent.loadTokens(configuration)
+                // The API's TLS files are checked as `hostmeter run` checks them.
+                _ = try Agent.loadAPITLS(configuration, configurationPath: file)
             } catch {
                 FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
                 throw ExitCode(2)

@@ -20,7 +20,9 @@ struct ToolResult {
     var output: String
 }
 
-func runTool(_ arguments: [String], timeout: TimeInterval) throws -> ToolResult {
+/// Waits with `Task.sleep`, never `Thread.sleep`: schemathesis runs for minutes, and a blocked
+/// thread of the shared pool would starve every other test's servers and services meanwhile.
+func runTool(_ arguments: [String], timeout: TimeInterval) async throws -> ToolResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -36,7 +38,7 @@ func runTool(_ arguments: [String], timeout: TimeInterval) throws -> ToolResult 
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning, Date() < deadline {
-        Thread.sleep(forTimeInterval: 0.05)
+        try await Task.sleep(for: .milliseconds(50))
     }
     if process.isRunning {
         kill(process.processIdentifier, SIGKILL)
@@ -45,8 +47,8 @@ func runTool(_ arguments: [String], timeout: TimeInterval) throws -> ToolResult 
     return ToolResult(status: process.terminationStatus, output: (try? String(contentsOf: output, encoding: .utf8)) ?? "")
 }
 
-func toolExists(_ name: String) -> Bool {
-    (try? runTool(["sh", "-c", "command -v \(name)"], timeout: 10).status) == 0
+func toolExists(_ name: String) async -> Bool {
+    (try? await runTool(["sh", "-c", "command -v \(name)"], timeout: 10).status) == 0
 }
 
 /// A real agent (sampler, shipper to a file, API) on a loopback port the OS picks.
@@ -138,10 +140,10 @@ struct LiveAgent {
             #expect(metrics.status == 200)
             #expect(metrics.body.contains("hostmeter_samples_total "))
             #expect(metrics.body.contains("hostmeter_instance_cpu_percent{instance_id=\"live-host\""))
-            if toolExists("promtool") {
+            if await toolExists("promtool") {
                 let file = agent.directory.appendingPathComponent("metrics.txt")
                 try metrics.body.write(to: file, atomically: true, encoding: .utf8)
-                let check = try runTool(["sh", "-c", "promtool check metrics < '\(file.path)'"], timeout: 30)
+                let check = try await runTool(["sh", "-c", "promtool check metrics < '\(file.path)'"], timeout: 30)
                 #expect(check.status == 0, "promtool check metrics: \(check.output)")
             } else {
                 Issue.record("promtool is not installed (Debian package prometheus; scripts/deps.sh --test installs it)")
@@ -156,7 +158,7 @@ struct LiveAgent {
     /// schemathesis generates requests from docs/openapi.yaml, valid and invalid, and checks that
     /// no answer is a 5xx and every answer matches the document.
     @Test func schemathesisFindsNothing() async throws {
-        guard toolExists("schemathesis") else {
+        guard await toolExists("schemathesis") else {
             Issue.record("schemathesis is not installed (pip install schemathesis; scripts/deps.sh --test installs it)")
             return
         }
@@ -164,7 +166,7 @@ struct LiveAgent {
         let result: ToolResult
         do {
             let spec = packageRoot.appendingPathComponent("docs/openapi.yaml").path
-            result = try runTool(
+            result = try await runTool(
                 [
                     "schemathesis", "run", spec, "--url", agent.base, "--max-examples", "40", "--seed", "20261121",
                     "--workers", "1", "--request-timeout", "10",

@@ -88,9 +88,9 @@ module Probes "" Sources/Probes/*.swift
 module UsageModel "" Sources/UsageModel/UsageSchemaVersion.swift
 module Metering "" Sources/Metering/{ThresholdRule,InstanceManifest,InstanceIdentity}.swift
 module AgentAPI "Metering" \
-  Sources/AgentAPI/{ListenAddress,ManifestProblem,ThresholdRulesRequest,InstanceManifestRequest}.swift
+  Sources/AgentAPI/{ListenAddress,ManifestProblem,ThresholdRulesRequest,InstanceManifestRequest,YAMLGuard}.swift
 module HostMeterAgent "Yams Probes UsageModel Metering AgentAPI" \
-  Sources/HostMeterAgent/{AgentConfiguration,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory}.swift
+  Sources/HostMeterAgent/{AgentConfiguration,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory,ManifestReader}.swift
 
 agent_binary=$build/agent-fuzz
 agent_sources=(fuzz/common/*.swift fuzz/agent/*.swift)

@@ -9,8 +9,11 @@ public import UsageModel
 /// The agent's own metrics, named `hostmeter_*` with units in the names, each with HELP text.
 ///
 /// Events (samples, periods, deliveries) increment counters and histograms as they happen; gauges
-/// are set from the snapshot when /metrics is scraped. Per-instance series are removed when their
-/// instance goes away, so label sets stay bounded by the instances metered now.
+/// are set from the snapshot when /metrics is scraped. Per-instance series are written straight
+/// from the snapshot at each scrape rather than registered: swift-prometheus copies a family's
+/// whole dictionary to add one series, so registering 8 gauges for each of thousands of instances
+/// took seconds and megabytes, while writing them is linear and keeps nothing. They follow the
+/// instances metered now.
 public final class AgentMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
 
@@ -37,11 +40,6 @@ public final class AgentMetrics: Sendable {
     let manifestErrors: Gauge
     let logLinesDropped: Counter
 
-    private struct InstanceSeries {
-        var gauges: [Gauge]
-    }
-
-    private let perInstance = Mutex<[String: InstanceSeries]>([:])
     private let perFilesystem = Mutex<[String: Gauge]>([:])
     private let perGPU = Mutex<[String: [Gauge]]>([:])
 
@@ -53,15 +51,24 @@ public final class AgentMetrics: Sendable {
         ("hostmeter_gpu_power_watts", "GPU power draw, watts."),
     ]
 
-    static let instanceGauges: [(name: String, help: String)] = [
-        ("hostmeter_instance_cpu_percent", "CPU use of the instance between the last two samples, percent of its CPUs."),
-        ("hostmeter_instance_memory_used_bytes", "Memory the instance uses at the latest sample, bytes."),
-        ("hostmeter_instance_memory_percent", "Memory the instance uses at the latest sample, percent of its memory."),
-        ("hostmeter_instance_network_egress_bytes_per_second", "Bytes per second the instance sent between the last two samples."),
-        ("hostmeter_instance_network_ingress_bytes_per_second", "Bytes per second the instance received between the last two samples."),
-        ("hostmeter_instance_period_cpu_seconds", "CPU seconds the instance used so far in the open billing period."),
-        ("hostmeter_instance_storage_used_bytes", "Storage the instance uses at the latest sample, bytes."),
-        ("hostmeter_instance_running", "1 when the instance's counters could be read at the latest sample, else 0."),
+    /// The per-instance families, with what each shows of an instance (NaN when not known).
+    static let instanceGauges: [(name: String, help: String, value: @Sendable (InstanceView) -> Double?)] = [
+        ("hostmeter_instance_cpu_percent", "CPU use of the instance between the last two samples, percent of its CPUs.",
+         { $0.gauges.cpuPercent }),
+        ("hostmeter_instance_memory_used_bytes", "Memory the instance uses at the latest sample, bytes.",
+         { $0.gauges.memoryUsedBytes.map(Double.init) }),
+        ("hostmeter_instance_memory_percent", "Memory the instance uses at the latest sample, percent of its memory.",
+         { $0.gauges.memoryPercent }),
+        ("hostmeter_instance_network_egress_bytes_per_second", "Bytes per second the instance sent between the last two samples.",
+         { $0.gauges.networkEgressBytesPerSecond }),
+        ("hostmeter_instance_network_ingress_bytes_per_second", "Bytes per second the instance received between the last two samples.",
+         { $0.gauges.networkIngressBytesPerSecond }),
+        ("hostmeter_instance_period_cpu_seconds", "CPU seconds the instance used so far in the open billing period.",
+         { $0.gauges.periodCPUSeconds }),
+        ("hostmeter_instance_storage_used_bytes", "Storage the instance uses at the latest sample, bytes.",
+         { $0.gauges.storageUsedBytes.map(Double.init) }),
+        ("hostmeter_instance_running", "1 when the instance's counters could be read at the latest sample, else 0.",
+         { $0.running ? 1 : 0 }),
     ]
 
     public init(version: String = AgentVersion.current) {
@@ -227,37 +234,47 @@ public final class AgentMetrics: Sendable {
         instancesMetered.set(Int64(health.instancesMetered))
         instancesNotRunning.set(Int64(health.instancesNotRunning.count))
         manifestErrors.set(Int64(health.manifestErrors))
-        updateInstances(snapshot.instances)
         updateFilesystems(snapshot.filesystemUsedRatio)
         updateGPUs(snapshot.gpus)
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(16_384)
+        buffer.reserveCapacity(16_384 + snapshot.instances.count * Self.instanceGauges.count * 128)
         registry.emit(into: &buffer)
+        Self.appendInstanceSeries(snapshot.instances, to: &buffer)
         return buffer
     }
 
-    private func updateInstances(_ instances: [InstanceView]) {
-        perInstance.withLock { series in
-            var seen = Set<String>()
-            for instance in instances {
-                seen.insert(instance.instanceID)
-                let labels = [("instance_id", instance.instanceID), ("user_id", instance.userID)]
-                let entry = series[instance.instanceID] ?? InstanceSeries(
-                    gauges: Self.instanceGauges.map { registry.makeGauge(descriptor: Self.name($0.name, help: $0.help), labels: labels) })
-                series[instance.instanceID] = entry
-                let gauges = instance.gauges
-                let values: [Double?] = [
-                    gauges.cpuPercent, gauges.memoryUsedBytes.map(Double.init), gauges.memoryPercent,
-                    gauges.networkEgressBytesPerSecond, gauges.networkIngressBytesPerSecond, gauges.periodCPUSeconds,
-                    gauges.storageUsedBytes.map(Double.init), instance.running ? 1 : 0,
-                ]
-                for (gauge, value) in zip(entry.gauges, values) {
-                    gauge.set(value ?? .nan)
-                }
+    /// The `hostmeter_instance_*` families in the text exposition format, as swift-prometheus
+    /// writes gauges (HELP, TYPE, one line per instance; label values escaped; no family for no
+    /// instance).
+    static func appendInstanceSeries(_ instances: [InstanceView], to buffer: inout [UInt8]) {
+        guard !instances.isEmpty else { return }
+        let labels = instances.map { instance in
+            var rendered = Array(#"{instance_id=""#.utf8)
+            appendEscapedLabelValue(instance.instanceID, to: &rendered)
+            rendered.append(contentsOf: #"",user_id=""#.utf8)
+            appendEscapedLabelValue(instance.userID, to: &rendered)
+            rendered.append(contentsOf: #""} "#.utf8)
+            return rendered
+        }
+        for (name, help, value) in instanceGauges {
+            buffer.append(contentsOf: "# HELP \(name) \(help)\n# TYPE \(name) gauge\n".utf8)
+            for (instance, rendered) in zip(instances, labels) {
+                buffer.append(contentsOf: name.utf8)
+                buffer.append(contentsOf: rendered)
+                buffer.append(contentsOf: "\(value(instance) ?? .nan)".utf8)
+                buffer.append(UInt8(ascii: "\n"))
             }
-            for (id, entry) in series where !seen.contains(id) {
-                entry.gauges.forEach(registry.unregisterGauge)
-                series[id] = nil
+        }
+    }
+
+    /// Backslash, double quote and line feed escaped, as the text format wants in label values.
+    private static func appendEscapedLabelValue(_ value: String, to buffer: inout [UInt8]) {
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): buffer.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\""): buffer.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\n"): buffer.append(contentsOf: #"\n"#.utf8)
+            default: buffer.append(byte)
             }
         }
     }

@@ -48,11 +48,20 @@ extension Handlers {
         }
     }
 
-    private func body(_ instance: RegisteredInstance) -> InstanceBody {
-        let running = dependencies.state.snapshot.instances.first {
-            !$0.isHost && $0.instanceID == instance.manifest.instanceID
-        }?.running
-        return InstanceBody(manifest: instance.manifest, source: instance.source, running: running)
+    /// Whether each instance ran at the latest sample, by id: one pass over the snapshot, so a
+    /// listing costs linear time in the number of instances.
+    private func runningByID() -> [String: Bool] {
+        let views = dependencies.state.snapshot.instances
+        var running: [String: Bool] = [:]
+        running.reserveCapacity(views.count)
+        for view in views where !view.isHost {
+            running[view.instanceID] = view.running
+        }
+        return running
+    }
+
+    private func body(_ instance: RegisteredInstance, running: [String: Bool]) -> InstanceBody {
+        InstanceBody(manifest: instance.manifest, source: instance.source, running: running[instance.manifest.instanceID])
     }
 
     /// The instance named by the path, as the caller may see it: 404 for another user's.
@@ -79,12 +88,15 @@ extension Handlers {
             problems = []
         }
         if let userID { instances = instances.filter { $0.manifest.userID == userID } }
-        return APIRouter.json(InstancesBody(instances: instances.map(body), problems: problems))
+        let running = runningByID()
+        return APIRouter.json(InstancesBody(instances: instances.map { body($0, running: running) }, problems: problems))
     }
 
     func getInstance(_ request: Request, context: APIRequestContext) throws -> Response {
         let id = try context.parameters.require("id")
-        return APIRouter.json(body(try visibleInstance(id, context: context)))
+        let instance = try visibleInstance(id, context: context)
+        let running = dependencies.state.snapshot.instances.first { !$0.isHost && $0.instanceID == id }?.running
+        return APIRouter.json(InstanceBody(manifest: instance.manifest, source: instance.source, running: running))
     }
 
     func putInstance(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -101,7 +113,7 @@ extension Handlers {
             created = try dependencies.instances.put(manifest, now: dependencies.now())
         } catch let error {
             switch error {
-            case .definedByFile, .reserved: throw APIError(.conflict, "\(error)")
+            case .definedByFile, .reserved, .full: throw APIError(.conflict, "\(error)")
             case .store(let storeError):
                 dependencies.logger.error("cannot store instance", metadata: ["error": "\(storeError)"])
                 throw APIError(.serviceUnavailable, "cannot store the instance: \(storeError)")
@@ -121,7 +133,7 @@ extension Handlers {
             existed = try dependencies.instances.delete(id)
         } catch let error {
             switch error {
-            case .definedByFile, .reserved: throw APIError(.conflict, "\(error)")
+            case .definedByFile, .reserved, .full: throw APIError(.conflict, "\(error)")
             case .store(let storeError):
                 throw APIError(.serviceUnavailable, "cannot delete the instance: \(storeError)")
             }

@@ -87,6 +87,7 @@ public struct TokenStore: Sendable {
 
     /// Parses a tokens file's text (JSON is YAML too); it must hold at least one token.
     public static func parse(_ text: String, file: String = "<tokens>") throws(TokenFileError) -> TokenStore {
+        try YAMLGuard.check(text) { TokenFileError(file: file, message: "\($0)") }
         let loaded: Any?
         do {
             loaded = try Yams.load(yaml: text)

@@ -47,9 +47,11 @@ public enum Agent {
                 orgID: configuration.host.orgID),
             encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes,
             meterHost: configuration.host.enabled)
-        let registry = try InstanceRegistry(database: database, reserved: [configuration.hostInstanceID])
+        let registry = try InstanceRegistry(
+            database: database, reserved: [configuration.hostInstanceID], limit: configuration.maxInstances)
         let instances = InstanceSampling(
-            registry: registry, directory: InstanceDirectory(path: configuration.instancesDirectory),
+            registry: registry,
+            directory: InstanceDirectory(path: configuration.instancesDirectory, maxManifests: configuration.maxInstances),
             probe: makeInstanceProbe(configuration, logger: logger), logger: logger)
         let state = AgentState(
             AgentSnapshot(
@@ -174,8 +176,20 @@ public enum Agent {
     /// changes refused); a file that holds no valid token is a configuration error.
     public static func loadTokens(_ configuration: AgentConfiguration) throws(ConfigurationError) -> TokenStore {
         guard let path = configuration.api.tokensFile else { return .open }
+        // Read with a bound (a tokens file is a few kilobytes), then parsed as TokenStore.load would.
+        let bytes: [UInt8]
         do {
-            return try TokenStore.load(path: path)
+            bytes = try FileReader.read(path, limit: YAMLGuard.defaultMaxBytes)
+        } catch {
+            throw ConfigurationError(
+                file: path, line: nil, key: "api.tokens_file", message: "cannot read: \(AgentConfiguration.readFailure(error))")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError(
+                file: path, line: nil, key: "api.tokens_file", message: "cannot read: the file is not UTF-8 text")
+        }
+        do {
+            return try TokenStore.parse(text, file: path)
         } catch {
             throw ConfigurationError(file: path, line: nil, key: "api.tokens_file", message: error.message)
         }

@@ -95,6 +95,7 @@ public final class ConfigurationReloader: Sendable {
         if old.stateDirectory != new.stateDirectory { keys.append("state_dir") }
         if old.instancesDirectory != new.instancesDirectory { keys.append("instances_dir") }
         if old.instanceSampleSeconds != new.instanceSampleSeconds { keys.append("instance_sample_seconds") }
+        if old.maxInstances != new.maxInstances { keys.append("max_instances") }
         if old.schemaVersion != new.schemaVersion { keys.append("schema_version") }
         if old.api != new.api { keys.append("api") }
         if old.host != new.host { keys.append("host") }

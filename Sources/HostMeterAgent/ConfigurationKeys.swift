@@ -1,3 +1,4 @@
+import AgentAPI
 import Foundation
 import Yams
 
@@ -24,6 +25,7 @@ extension AgentConfiguration {
         .init(path: "state_dir", defaultValue: "/var/lib/hostmeter", reloadable: false),
         .init(path: "instances_dir", defaultValue: "/etc/hostmeter/instances.d", reloadable: false),
         .init(path: "instance_sample_seconds", defaultValue: "min(interval_seconds, 15)", reloadable: false),
+        .init(path: "max_instances", defaultValue: "4096", reloadable: false),
         .init(path: "schema_version", defaultValue: "\"1.0\"", reloadable: false),
         .init(path: "api.listen", defaultValue: "127.0.0.1:9780", reloadable: false),
         .init(path: "api.tokens_file", defaultValue: "null", reloadable: false),
@@ -88,6 +90,9 @@ extension AgentConfiguration {
                     message: "no configuration key is set by this variable (e.g. HOSTMETER_SINK_URL sets sink.url)")
             }
             let value: Node
+            try YAMLGuard.check(text) {
+                ConfigurationError(file: "environment", line: nil, key: key.path, message: "\(name): \($0)")
+            }
             do {
                 value = try Yams.compose(yaml: text) ?? Node("", Tag(.null))
             } catch {

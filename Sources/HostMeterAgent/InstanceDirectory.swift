@@ -9,54 +9,94 @@ import Yams
 
 /// The manifest files of `instances_dir`: one instance per `*.yaml`, `*.yml` or `*.json` file.
 ///
-/// `scan()` runs with every sample, so a file added, changed or removed is picked up within one
-/// sample. It costs a directory listing and one stat(2) per file; a file is parsed again only when
-/// its inode, size or modification time changed. Hidden files and editors' and dpkg's leftovers
-/// (`.vm.yaml.swp`, `vm.yaml~`, `vm.yaml.dpkg-old`) are not manifests.
+/// `scan()` runs with every instance sample, so a file added, changed or removed is picked up
+/// within one. It costs a directory listing and one stat(2) per file; a file is read again only
+/// when its inode, size or modification time changed. Hidden files and editors' and dpkg's
+/// leftovers (`.vm.yaml.swp`, `vm.yaml~`, `vm.yaml.dpkg-old`) are not manifests.
+///
+/// Files are read and parsed off the sampler's thread by a `ManifestReader`, each within a
+/// deadline: a scan waits at most `scanWait` for them, and a file not read by then is read by a
+/// later scan. At most `maxManifests` files are read (`max_instances`): the files already in
+/// effect, then the others in name order; the rest are problems naming them.
 public struct InstanceDirectory: Sendable {
     public let path: String
     /// Manifests beyond this size are refused: a manifest is a few hundred bytes.
     public static let maxFileBytes = 64 * 1024
     public static let suffixes = [".yaml", ".yml", ".json"]
+    /// How long one file may take to read and parse: a manifest of `maxFileBytes` parses in
+    /// milliseconds.
+    public static let defaultParseDeadline = Duration.seconds(2)
+    /// How long a scan waits for the files it queued before it returns without them.
+    public static let defaultScanWait = Duration.seconds(1)
+    /// Files beyond `maxManifests` named one by one in the problems; the rest are counted.
+    static let namedOverflow = 100
 
-    private struct Stamp: Equatable {
-        var inode: UInt64
-        var size: Int64
-        var modifiedNanos: Int64
+    /// What a scan found.
+    public struct Scan: Sendable {
+        /// Valid manifests by file, in file-name order.
+        public var manifests: [(file: String, manifest: InstanceManifest)]
+        /// Files refused, with the field and line that is wrong.
+        public var problems: [ManifestProblem]
+        /// Files still being read that have no earlier version in effect: until they are read, the
+        /// set of instances is not known (a renamed manifest would look removed).
+        public var unread: [String]
     }
 
     private struct Parsed {
-        var stamp: Stamp
+        var version: ManifestReader.FileVersion
         var result: Result<InstanceManifest, ManifestProblem>
-        /// The file's last version that validated: kept in effect while a later edit is refused,
-        /// so a typo does not remove the VM (billing its final period) and re-add it from a new
-        /// baseline, losing the usage in between.
+        /// The file's last version that validated: kept in effect while a later edit is refused
+        /// (or still being read), so a typo does not remove the VM (billing its final period)
+        /// and re-add it from a new baseline, losing the usage in between.
         var lastValid: InstanceManifest?
     }
 
+    public let maxManifests: Int
+    let scanWait: Duration
+    private let reader: ManifestReader
     private var cache: [String: Parsed] = [:]
 
-    public init(path: String) {
+    /// `maxManifests` is `max_instances`; `parseDeadline` bounds one file's read and parse.
+    public init(
+        path: String, maxManifests: Int = AgentConfiguration.defaultMaxInstances,
+        parseDeadline: Duration = defaultParseDeadline, scanWait: Duration = defaultScanWait
+    ) {
+        self.init(
+            path: path, maxManifests: maxManifests, parseDeadline: parseDeadline, scanWait: scanWait,
+            load: { InstanceDirectory.load($0) })
+    }
+
+    /// With the function that reads one file: tests give it one without `YAMLGuard`, to see the
+    /// deadline end a parse that Yams cannot finish.
+    init(
+        path: String, maxManifests: Int, parseDeadline: Duration, scanWait: Duration,
+        load: @escaping ManifestReader.Load
+    ) {
         self.path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        self.maxManifests = max(1, maxManifests)
+        self.scanWait = scanWait
+        reader = ManifestReader(deadline: parseDeadline, load: load)
     }
 
     /// What the directory holds now: valid manifests by file, in file-name order, and the files
     /// refused with the field and line that is wrong. A missing directory holds no instances; one
     /// that cannot be listed (permissions, I/O) keeps the manifests of the last scan in effect.
-    public mutating func scan() -> (manifests: [(file: String, manifest: InstanceManifest)], problems: [ManifestProblem]) {
+    public mutating func scan() -> Scan {
         guard let directory = opendir(path) else {
             let reason = errno
             if reason == ENOENT {
                 cache = [:]
-                return ([], [])
+                return Scan(manifests: [], problems: [], unread: [])
             }
             let kept = cache.keys.sorted().compactMap { file in cache[file]?.lastValid.map { (file: file, manifest: $0) } }
-            return (
-                kept,
-                [ManifestProblem(
-                    file: path,
-                    message: "cannot list the directory: \(String(cString: strerror(reason))); the last manifests read stay in effect")]
-            )
+            return Scan(
+                manifests: kept,
+                problems: [
+                    ManifestProblem(
+                        file: path,
+                        message: "cannot list the directory: \(String(cString: strerror(reason))); the last manifests read stay in effect")
+                ],
+                unread: [])
         }
         var names: [String] = []
         while let entry = readdir(directory) {
@@ -68,24 +108,43 @@ public struct InstanceDirectory: Sendable {
         closedir(directory)
         names.sort()
 
-        var manifests: [(file: String, manifest: InstanceManifest)] = []
         var problems: [ManifestProblem] = []
-        var seen: [String: Parsed] = [:]
+        if names.count > maxManifests {
+            names = window(names, problems: &problems)
+        }
+
+        var listed: [(file: String, version: ManifestReader.FileVersion)] = []
+        var requests: [ManifestReader.Request] = []
         for name in names {
             let file = path + "/" + name
             var info = stat()
             guard stat(file, &info) == 0 else { continue }  // removed since the listing
             guard (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            let stamp = Stamp(
+            let version = ManifestReader.FileVersion(
                 inode: UInt64(info.st_ino), size: Int64(info.st_size),
                 modifiedNanos: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+            listed.append((file, version))
+            if cache[file]?.version != version { requests.append(ManifestReader.Request(file: file, version: version)) }
+        }
+        reader.submit(requests)
+        let finished = reader.collect(waitingAtMost: requests.isEmpty ? .zero : scanWait)
+
+        var manifests: [(file: String, manifest: InstanceManifest)] = []
+        var unread: [String] = []
+        var seen: [String: Parsed] = [:]
+        for (file, version) in listed {
             var parsed: Parsed
-            if let cached = cache[file], cached.stamp == stamp {
+            if let cached = cache[file], cached.version == version {
                 parsed = cached
-            } else {
-                let result = Self.load(file)
-                parsed = Parsed(stamp: stamp, result: result, lastValid: try? result.get())
+            } else if let result = finished[ManifestReader.Request(file: file, version: version)] {
+                parsed = Parsed(version: version, result: result, lastValid: try? result.get())
                 if parsed.lastValid == nil { parsed.lastValid = cache[file]?.lastValid }
+            } else if let earlier = cache[file] {
+                // Still being read: what the version read before gave stays meanwhile.
+                parsed = earlier
+            } else {
+                unread.append(file)
+                continue
             }
             seen[file] = parsed
             switch parsed.result {
@@ -100,22 +159,56 @@ public struct InstanceDirectory: Sendable {
             }
         }
         cache = seen
-        return (manifests, problems)
+        return Scan(manifests: manifests, problems: problems, unread: unread)
     }
 
-    /// Reads and validates one manifest file.
-    static func load(_ file: String) -> Result<InstanceManifest, ManifestProblem> {
+    /// The `maxManifests` names to read: those read before first (a file added to a full
+    /// directory does not displace a VM being billed), then the others in name order. The rest
+    /// become problems, the first `namedOverflow` by name.
+    private func window(_ names: [String], problems: inout [ManifestProblem]) -> [String] {
+        let known = names.filter { cache[path + "/" + $0] != nil }
+        let others = names.filter { cache[path + "/" + $0] == nil }
+        let kept = Array((known + others).prefix(maxManifests))
+        let keptSet = Set(kept)
+        let left = names.filter { !keptSet.contains($0) }
+        let reason =
+            "\(path) holds \(names.count) manifest files, more than the \(maxManifests) instances this agent meters "
+            + "(max_instances)"
+        for name in left.prefix(Self.namedOverflow) {
+            problems.append(ManifestProblem(file: path + "/" + name, message: "not read: " + reason))
+        }
+        if left.count > Self.namedOverflow {
+            problems.append(
+                ManifestProblem(file: path, message: "\(left.count - Self.namedOverflow) more files are not read: " + reason))
+        }
+        return kept.sorted()
+    }
+
+    /// Reads and validates one manifest file. `guarded: false` skips `YAMLGuard` (tests of the
+    /// parse deadline only).
+    static func load(_ file: String, guarded: Bool = true) -> Result<InstanceManifest, ManifestProblem> {
         let bytes: [UInt8]
         do {
             bytes = try FileReader.read(file, limit: maxFileBytes)
         } catch {
             return .failure(ManifestProblem(file: file, message: "\(error)"))
         }
-        return parse(String(decoding: bytes, as: UTF8.self), file: file)
+        return parse(String(decoding: bytes, as: UTF8.self), file: file, guarded: guarded)
     }
 
     /// Parses a manifest's YAML (JSON is YAML too). The message names the field and its line.
     public static func parse(_ text: String, file: String) -> Result<InstanceManifest, ManifestProblem> {
+        parse(text, file: file, guarded: true)
+    }
+
+    static func parse(_ text: String, file: String, guarded: Bool) -> Result<InstanceManifest, ManifestProblem> {
+        if guarded {
+            do {
+                try YAMLGuard.check(text, maxBytes: maxFileBytes)
+            } catch {
+                return .failure(ManifestProblem(file: file, message: "\(error)"))
+            }
+        }
         let node: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else {

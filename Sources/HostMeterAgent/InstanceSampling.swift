@@ -30,6 +30,8 @@ public struct InstanceSampling: Sendable {
     private var wasRunning: [String: Bool] = [:]
     /// The previous reading of each instance, for the rates /get and /metrics show.
     private var previous: [String: InstanceReading] = [:]
+    private var reportedUnread = false
+    private var reportedOverLimit = false
 
     public init(registry: InstanceRegistry, directory: InstanceDirectory?, probe: InstanceProbe?, logger: Logger) {
         self.registry = registry
@@ -38,16 +40,30 @@ public struct InstanceSampling: Sendable {
         self.logger = logger
     }
 
-    /// Scans the manifests and reads every instance at `time`.
+    /// Scans the manifests and reads every instance at `time`. nil while a new manifest file is
+    /// still being read (it takes longer than a scan waits): the set of instances is not known
+    /// then, and metering them without it would bill a renamed manifest's VM as removed. The
+    /// sampler tries again with its next sample.
     public mutating func observe(
         time: SampleTime, bootID: String?, hostMemoryTotalBytes: UInt64?, gpus: GPUSnapshot?
-    ) -> (observations: [InstanceObservation], statuses: [InstanceStatus]) {
+    ) -> (observations: [InstanceObservation], statuses: [InstanceStatus])? {
         if var directory {
             let scan = directory.scan()
             self.directory = directory
+            guard scan.unread.isEmpty else {
+                if !reportedUnread {
+                    logger.notice(
+                        "manifest files are still being read; instances are probed once they are",
+                        metadata: ["files": "\(scan.unread.prefix(10).joined(separator: ","))"])
+                    reportedUnread = true
+                }
+                return nil
+            }
+            reportedUnread = false
             registry.replaceFiles(scan.manifests, problems: scan.problems)
         }
         reportProblems(registry.problems)
+        reportOverLimit()
 
         let visible = (gpus?.gpus ?? []).compactMap { gpu in
             gpu.uuid.map { VisibleGPU(index: gpu.index, uuid: $0, busyNanoseconds: gpu.lost ? nil : gpu.busyNanoseconds) }
@@ -150,6 +166,22 @@ public struct InstanceSampling: Sendable {
             logger.notice("instance manifest accepted again", metadata: ["file": "\(cleared.file)"])
         }
         reportedProblems = current
+    }
+
+    /// Instances stored over the API beyond a `max_instances` lowered since stay metered; say so
+    /// once, and once when it is over.
+    private mutating func reportOverLimit() {
+        let count = registry.count
+        let over = count > registry.limit
+        guard over != reportedOverLimit else { return }
+        reportedOverLimit = over
+        if over {
+            logger.warning(
+                "more instances are registered than max_instances; all stay metered, new ones are refused until fewer remain",
+                metadata: ["instances": "\(count)", "max_instances": "\(registry.limit)"])
+        } else {
+            logger.notice("instances are within max_instances again", metadata: ["instances": "\(count)"])
+        }
     }
 
     private mutating func reportErrors(_ id: String, _ errors: [String]) {

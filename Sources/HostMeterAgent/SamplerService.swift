@@ -68,7 +68,8 @@ public struct SamplerService: Service {
                 observed = instances?.observe(
                     time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes,
                     gpus: gpuSnapshot)
-                lastInstanceSlot = slot
+                // Not observed (a new manifest still being read): tried again with the next sample.
+                if observed != nil || instances == nil { lastInstanceSlot = slot }
             }
             let elapsed = ContinuousClock.now - started
             let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000

@@ -203,9 +203,15 @@ struct InstanceBench: ParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let registry = InstanceRegistry()
+        let limit = max(host.count, AgentConfiguration.defaultMaxInstances)
+        let registry = InstanceRegistry(limit: limit)
+        // The first scan waits for every manifest (they are parsed on the reader's thread), so
+        // sample 0 takes every baseline as the agent's first full scan does.
         var sampling = InstanceSampling(
-            registry: registry, directory: InstanceDirectory(path: host.manifests), probe: probe, logger: logger)
+            registry: registry,
+            directory: InstanceDirectory(
+                path: host.manifests, maxManifests: limit, parseDeadline: .seconds(60), scanWait: .seconds(120)),
+            probe: probe, logger: logger)
         let database = try AgentDatabase.open(path: path)
         let meter = MeterConfiguration(hostID: "bench-host", intervalSeconds: Int64(intervalSeconds))
         var recorder = try MeteringRecorder(

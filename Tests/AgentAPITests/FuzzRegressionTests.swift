@@ -150,6 +150,28 @@ struct FuzzRegressionTests {
         try run(try input.bytes())
     }
 
+    // MARK: config, instance_manifest_file: an alias used as a mapping key hung Yams
+
+    /// Issue 16 (known to the fuzzers before as a timeout they could not fix): nested aliases, the
+    /// last one used as a mapping key, make Yams' composer hash 2^26 nodes, for minutes, inside
+    /// the sampler or at start. `YAMLGuard` refuses the first anchor before Yams composes.
+    @Test func anAliasBombIsRefusedAtItsFirstAnchorBeforeYamsComposesIt() throws {
+        let configuration = String(decoding: try Input(target: "config", name: "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
+        #expect(configuration.utf8.count < 500 && configuration.contains("? *z"))
+        #expect {
+            try AgentConfiguration.parse(configuration, file: "/fuzz/hostmeter.yaml")
+        } throws: { error in
+            "\(error)".hasPrefix("/fuzz/hostmeter.yaml:2: an anchor (&a) at column 4: YAML anchors and aliases are not allowed")
+        }
+        let manifest = String(
+            decoding: try Input(target: "instance_manifest_file", name: "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
+        guard case .failure(let problem) = InstanceDirectory.parse(manifest, file: "/fuzz/vm.yaml") else {
+            Issue.record("the bomb was accepted as a manifest")
+            return
+        }
+        #expect(problem.message.hasPrefix("line 3: an anchor (&a) at column 4: YAML anchors and aliases are not allowed"))
+    }
+
     // MARK: listen_address: brackets and ':' inside a host were accepted
 
     /// Found by the fuzzer: "[[]:1" was accepted with the host "[", which no resolver knows; the

@@ -14,7 +14,7 @@
 /// it links no HTTP server, database or TLS. `@testable` reaches the request decoders, which are
 /// internal to AgentAPI.
 enum FuzzTargets {
-    static let all: [FuzzTarget] = ConfigFuzzTargets.all + APIFuzzTargets.all
+    static let all: [FuzzTarget] = ConfigFuzzTargets.all + APIFuzzTargets.all + YAMLGuardFuzzTargets.all
 }
 
 /// The input as text. Invalid UTF-8 is repaired rather than dropped, so no input is wasted: the

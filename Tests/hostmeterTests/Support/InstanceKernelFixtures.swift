@@ -491,6 +491,12 @@ enum InstanceKernelFixtures {
         }
 
         var isRunning: Bool { process?.isRunning ?? false }
+
+        /// Sends `signal` (SIGHUP, say) to the running agent.
+        func signal(_ signal: Int32) {
+            if let process, process.isRunning { kill(process.processIdentifier, signal) }
+        }
+
         var stderr: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
 
         /// GET `path` on the agent's API.

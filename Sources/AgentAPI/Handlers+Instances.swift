@@ -67,7 +67,7 @@ extension Handlers {
     /// The instance named by the path, as the caller may see it: 404 for another user's.
     private func visibleInstance(_ id: String, context: APIRequestContext) throws -> RegisteredInstance {
         guard let instance = dependencies.instances.instance(id) else { throw APIError(.notFound, "no instance \"\(id)\"") }
-        if case .user(let own)? = context.role, instance.manifest.userID != own {
+        if let role = context.role, case .user = role, !role.isUser(instance.manifest.userID) {
             throw APIError(.notFound, "no instance \"\(id)\"")
         }
         return instance
@@ -84,10 +84,10 @@ extension Handlers {
         var instances = dependencies.instances.instances
         var problems = dependencies.instances.problems
         if case .user(let own)? = context.role {
-            instances = instances.filter { $0.manifest.userID == own }
+            instances = instances.filter { $0.manifest.userID.utf8.elementsEqual(own.utf8) }
             problems = []
         }
-        if let userID { instances = instances.filter { $0.manifest.userID == userID } }
+        if let userID { instances = instances.filter { $0.manifest.userID.utf8.elementsEqual(userID.utf8) } }
         let running = runningByID()
         return APIRouter.json(InstancesBody(instances: instances.map { body($0, running: running) }, problems: problems))
     }
@@ -95,7 +95,9 @@ extension Handlers {
     func getInstance(_ request: Request, context: APIRequestContext) throws -> Response {
         let id = try context.parameters.require("id")
         let instance = try visibleInstance(id, context: context)
-        let running = dependencies.state.snapshot.instances.first { !$0.isHost && $0.instanceID == id }?.running
+        let running = dependencies.state.snapshot.instances.first {
+            !$0.isHost && $0.instanceID.utf8.elementsEqual(id.utf8)
+        }?.running
         return APIRouter.json(InstanceBody(manifest: instance.manifest, source: instance.source, running: running))
     }
 
@@ -113,7 +115,7 @@ extension Handlers {
             created = try dependencies.instances.put(manifest, now: dependencies.now())
         } catch let error {
             switch error {
-            case .definedByFile, .reserved, .full: throw APIError(.conflict, "\(error)")
+            case .definedByFile, .reserved, .full, .equivalentID: throw APIError(.conflict, "\(error)")
             case .store(let storeError):
                 dependencies.logger.error("cannot store instance", metadata: ["error": "\(storeError)"])
                 throw APIError(.serviceUnavailable, "cannot store the instance: \(storeError)")
@@ -133,7 +135,7 @@ extension Handlers {
             existed = try dependencies.instances.delete(id)
         } catch let error {
             switch error {
-            case .definedByFile, .reserved, .full: throw APIError(.conflict, "\(error)")
+            case .definedByFile, .reserved, .full, .equivalentID: throw APIError(.conflict, "\(error)")
             case .store(let storeError):
                 throw APIError(.serviceUnavailable, "cannot delete the instance: \(storeError)")
             }

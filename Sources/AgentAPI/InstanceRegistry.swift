@@ -37,6 +37,10 @@ public enum InstanceRegistryError: Error, Sendable, CustomStringConvertible {
     case reserved(instanceID: String)
     /// The id is new and `limit` instances are registered already (`max_instances`).
     case full(instanceID: String, limit: Int)
+    /// The id is canonically equivalent to a registered one but not the same bytes (`e\u{301}`
+    /// and `\u{e9}`): ids are compared as bytes, and two such ids would be one in every map keyed
+    /// by Swift's `String`, so the second is refused.
+    case equivalentID(instanceID: String, registered: String)
     case store(OutboxError)
 
     public var description: String {
@@ -47,6 +51,9 @@ public enum InstanceRegistryError: Error, Sendable, CustomStringConvertible {
         case .full(let id, let limit):
             "instance \(id) is not registered: \(limit) instances are registered, the most this agent meters "
                 + "(max_instances); delete one or raise max_instances"
+        case .equivalentID(let id, let registered):
+            "instance id \(id.debugDescription) is canonically equivalent to the registered id \(registered.debugDescription) "
+                + "but not the same bytes; ids are compared as bytes: use the registered spelling or another id"
         case .store(let error): "\(error)"
         }
     }
@@ -146,11 +153,14 @@ public final class InstanceRegistry: Sendable {
     public var count: Int { entries.withLock { $0.api.count + $0.files.count } }
 
     /// The instance with this id, if registered.
+    /// The instance whose id is `id`, byte for byte (a canonically equivalent spelling is not it).
     public func instance(_ id: String) -> RegisteredInstance? {
-        entries.withLock { entries in
+        let found = entries.withLock { entries -> RegisteredInstance? in
             if let manifest = entries.api[id] { return RegisteredInstance(manifest: manifest, source: .api) }
             return entries.files[id].map { RegisteredInstance(manifest: $0.manifest, source: .file($0.file)) }
         }
+        guard let found, found.manifest.instanceID.utf8.elementsEqual(id.utf8) else { return nil }
+        return found
     }
 
     /// Manifest files refused at the latest scan.
@@ -224,6 +234,9 @@ public final class InstanceRegistry: Sendable {
         guard !reserved.contains(id) else { throw .reserved(instanceID: id) }
         // The room is taken before the write, so concurrent PUTs cannot together pass the limit.
         let reservedHere = try entries.withLock { entries throws(InstanceRegistryError) -> Bool in
+            if let other = (entries.api[id] ?? entries.files[id]?.manifest)?.instanceID, !other.utf8.elementsEqual(id.utf8) {
+                throw .equivalentID(instanceID: id, registered: other)
+            }
             if let file = entries.files[id]?.file { throw .definedByFile(instanceID: id, file: file) }
             guard entries.api[id] == nil, !entries.reserving.contains(id) else { return false }
             guard entries.count < limit else { throw .full(instanceID: id, limit: limit) }
@@ -247,6 +260,12 @@ public final class InstanceRegistry: Sendable {
     /// Removes an instance registered over the API; false if there is none. The recorder bills its
     /// final period at the next sample.
     public func delete(_ id: String) throws(InstanceRegistryError) -> Bool {
+        // Only the same bytes name the instance: a canonically equivalent spelling deletes nothing.
+        if let other = entries.withLock({ ($0.api[id] ?? $0.files[id]?.manifest)?.instanceID }),
+            !other.utf8.elementsEqual(id.utf8)
+        {
+            return false
+        }
         if let file = entries.withLock({ $0.api[id] == nil ? $0.files[id]?.file : nil }) {
             throw .definedByFile(instanceID: id, file: file)
         }

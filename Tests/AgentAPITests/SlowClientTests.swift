@@ -26,6 +26,8 @@ struct AdminTokensFile {
 /// The tests that load the API heavily. Every suite of the package runs in one process, sharing
 /// Swift's cooperative pool and NIO's event loops, and these two would disturb each other's
 /// timings: they run one after the other.
+/// Run on their own by scripts/test.sh (`--filter APILoadTests`, after the rest of the suite):
+/// they load both cores on purpose, and they time what happens under that load.
 @Suite(.serialized) struct APILoadTests {}
 extension APILoadTests {
     /// Slow and idle clients cannot take the API away: one peer holding idle connections beyond its

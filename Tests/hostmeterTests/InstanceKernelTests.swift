@@ -86,9 +86,10 @@ struct InstanceKernelTests {
         let cgroupBefore = try cgroup.cpuNanoseconds()
         let processBefore = try burner.cpuNanoseconds()
         burner.resume()
-        // 5 s of CPU; a busy machine gets at most 15 s of wall time for it.
+        // 5 s of CPU; a busy machine (the whole suite runs beside it on 2 cores) gets at most 40 s
+        // of wall time for it.
         let started = Date()
-        while try cgroup.cpuNanoseconds() - cgroupBefore < 5_000_000_000, Date().timeIntervalSince(started) < 15 {
+        while try cgroup.cpuNanoseconds() - cgroupBefore < 5_000_000_000, Date().timeIntervalSince(started) < 40 {
             try await Task.sleep(for: .milliseconds(100))
         }
         try burner.pause()
@@ -96,7 +97,7 @@ struct InstanceKernelTests {
         let cgroupDelta = try cgroup.cpuNanoseconds() - cgroupBefore
         let processDelta = try burner.cpuNanoseconds() - processBefore
         // With less, the ±1 s allowed for whole seconds would be a loophole for 2 %.
-        #expect(cgroupDelta >= 4_000_000_000, "the burner got only \(cgroupDelta) ns of CPU in 15 s")
+        #expect(cgroupDelta >= 4_000_000_000, "the burner got only \(cgroupDelta) ns of CPU in 40 s")
 
         // The first sample after the stop holds the last of the burn; the period it falls in
         // closes at the next boundary. Wait for one more, so two periods close after the stop.

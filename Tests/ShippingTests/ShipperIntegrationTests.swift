@@ -53,7 +53,13 @@ import Testing
         // shows as a connect or timeout failure once the deadline (0.5 s here) has passed.
         try await consumer.setMode(["mode": "refuse"])
         let shipping = Task { try await ship(outage, to: try httpSink(consumer, timeout: 0.5)) }
-        try await Task.sleep(for: .milliseconds(1500))
+        // Refuse until the shipper has leased a batch (a busy test process may start it late), then
+        // 2 s more, four times the request's deadline, for that attempt to fail against the outage.
+        let leased = Date().addingTimeInterval(30)
+        while try outage.database.stats().attemptedEvents == 0, Date() < leased {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(2000))
         try await consumer.setMode(["mode": "status", "status": 503, "count": 3])
         let status = try await shipping.value
         #expect(status.failures[.connect, default: 0] + status.failures[.timeout, default: 0] > 0, "\(status.failures)")

@@ -49,10 +49,10 @@ pip_install() {
   python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
 }
-for pair in psutil:psutil jsonschema:jsonschema cloudevents:cloudevents schemathesis:schemathesis; do
-  module=${pair%%:*} package=${pair#*:}
-  python3 -c "import $module" 2>/dev/null || pip_install "$package" || echo "deps: cannot pip install $package" >&2
-done
+python3 -c 'import psutil' 2>/dev/null || pip_install psutil || echo "deps: cannot pip install psutil" >&2
+python3 -c 'import jsonschema' 2>/dev/null || pip_install jsonschema || echo "deps: cannot pip install jsonschema" >&2
+python3 -c 'import cloudevents' 2>/dev/null || pip_install cloudevents || echo "deps: cannot pip install cloudevents" >&2
+command -v schemathesis >/dev/null 2>&1 || pip_install schemathesis || echo "deps: cannot pip install schemathesis" >&2
 
 # Every tool the tests use, checked after the installs: one list of what is still missing.
 absent=()

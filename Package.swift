@@ -59,10 +59,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "InputGuards", swiftSettings: swiftSettings),
+        .target(
+            name: "RuntimeState",
+            dependencies: [
+                "Metering", "Outbox", "Probes", "Shipping", "UsageModel",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "AgentAPI",
             dependencies: [
-                "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "InputGuards", "Metering", "Outbox", "RuntimeState", "UsageModel",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -80,7 +89,7 @@ let package = Package(
         .target(
             name: "HostMeterAgent",
             dependencies: [
-                "AgentAPI", "GPU", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "AgentAPI", "GPU", "InputGuards", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -103,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "AgentAPI", "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -148,7 +157,8 @@ let package = Package(
         .testTarget(
             name: "AgentAPITests",
             dependencies: [
-                "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "Shipping", "UsageModel",
+                "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "Shipping",
+                "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -167,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "hostmeterTests",
             dependencies: [
-                "hostmeter", "HostMeterAgent", "Outbox", "Probes", "Shipping", "UsageModel",
+                "hostmeter", "HostMeterAgent", "InputGuards", "Outbox", "Probes", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

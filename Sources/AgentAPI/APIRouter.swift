@@ -3,7 +3,7 @@ public import Hummingbird
 public import Logging
 import Metering
 import NIOCore
-public import Shipping
+public import RuntimeState
 import UsageModel
 
 /// The request context: who is asking, once the token is checked.
@@ -50,9 +50,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
 /// What the router needs from the running agent.
 public struct APIDependencies: Sendable {
-    public var state: AgentState
-    public var shipper: ShipperStatus
-    public var metrics: AgentMetrics
+    /// The running agent's snapshot, shipper status and metrics registry.
+    public var status: AgentStatus
+    public var state: AgentState { status.state }
+    public var metrics: AgentMetrics { status.metrics }
     public var tokens: TokenStore
     public var thresholds: ThresholdRuleBook
     /// The metered instances besides the host: manifests from files and from `PUT /instances`.
@@ -63,14 +64,12 @@ public struct APIDependencies: Sendable {
     public var now: @Sendable () -> Double
 
     public init(
-        state: AgentState, shipper: ShipperStatus, metrics: AgentMetrics, tokens: TokenStore,
+        status: AgentStatus, tokens: TokenStore,
         thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = true,
         logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.instances = instances
-        self.state = state
-        self.shipper = shipper
-        self.metrics = metrics
+        self.status = status
         self.tokens = tokens
         self.thresholds = thresholds
         self.protectHealthAndMetrics = protectHealthAndMetrics

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+import RuntimeState
 
 /// What the authorizer answers for one request at one route.
 public enum AccessDecision: Sendable, Equatable {

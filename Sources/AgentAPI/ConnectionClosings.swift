@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import Prometheus
 import Synchronization
+import RuntimeState
 
 /// Counts and logs the connections the API closes to protect itself. Counted one by one in
 /// `hostmeter_api_connections_closed_total{reason}`; logged at most once a minute per reason, with

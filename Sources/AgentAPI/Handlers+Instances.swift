@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Metering
+import RuntimeState
 
 /// `/instances`: the registry of metered instances. Reading needs a token (a user token sees only
 /// its own instances); `PUT` and `DELETE` need admin.

@@ -3,7 +3,7 @@ import Hummingbird
 import Metering
 import NIOCore
 import Outbox
-import Shipping
+import RuntimeState
 import UsageModel
 
 /// The route handlers. They read the snapshot and never /proc; only the threshold routes write.
@@ -103,15 +103,14 @@ struct Handlers: Sendable {
     }
 
     func metrics(_ request: Request, context: APIRequestContext) throws -> Response {
-        let bytes = dependencies.metrics.exposition(
-            snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, health: currentHealth())
+        let bytes = dependencies.status.exposition(now: dependencies.now())
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     private func currentHealth() -> AgentHealth {
-        AgentHealth(snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, now: dependencies.now())
+        dependencies.status.health(now: dependencies.now())
     }
 
     // MARK: /thresholds
@@ -174,41 +173,11 @@ struct Handlers: Sendable {
 
     // MARK: GET /outbox
 
-    struct OutboxBody: Encodable {
-        var stats: OutboxStats?
-        var maxBytes: Int
-        var full: Bool
-        var shipper: ShipperSnapshot
-
-        enum CodingKeys: String, CodingKey {
-            case stats, maxBytes = "max_bytes", full, circuitBreaker = "circuit_breaker"
-            case consecutiveFailures = "consecutive_failures", requests, eventsDelivered = "events_delivered"
-            case eventsDeadLettered = "events_dead_lettered", lastError = "last_error"
-            case lastDeliveryAt = "last_delivery_at"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            try stats.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(maxBytes, forKey: .maxBytes)
-            try container.encode(full, forKey: .full)
-            try container.encode(shipper.breakerState.name, forKey: .circuitBreaker)
-            try container.encode(shipper.consecutiveFailures, forKey: .consecutiveFailures)
-            try container.encode(shipper.requests, forKey: .requests)
-            try container.encode(shipper.eventsDelivered, forKey: .eventsDelivered)
-            try container.encode(shipper.eventsDeadLettered, forKey: .eventsDeadLettered)
-            try container.encode(shipper.lastError, forKey: .lastError)
-            try container.encode(shipper.lastDeliveryAt, forKey: .lastDeliveryAt)
-        }
-    }
-
     func outbox(_ request: Request, context: APIRequestContext) throws -> Response {
-        let snapshot = dependencies.state.snapshot
-        guard snapshot.outbox != nil else { throw APIError(.serviceUnavailable, "outbox not read yet") }
-        return APIRouter.json(
-            OutboxBody(
-                stats: snapshot.outbox, maxBytes: snapshot.outboxMaxBytes, full: snapshot.outboxFull,
-                shipper: dependencies.shipper.snapshot))
+        guard let report = dependencies.status.outboxReport() else {
+            throw APIError(.serviceUnavailable, "outbox not read yet")
+        }
+        return APIRouter.json(report)
     }
 
     // MARK: Bodies

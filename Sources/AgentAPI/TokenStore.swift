@@ -1,6 +1,7 @@
 import Crypto
 public import Foundation
 import Yams
+import InputGuards
 
 /// Who a request is: the operator's admin, a monitoring system that may read `/health` and
 /// `/metrics` only, or a user who may see only their own instances.

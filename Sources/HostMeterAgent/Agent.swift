@@ -8,6 +8,8 @@ import Probes
 public import ServiceLifecycle
 public import Shipping
 import UsageModel
+import InputGuards
+public import RuntimeState
 
 /// A built agent: its service group, and handles tests and the run command use.
 public struct AgentRuntime: Sendable {
@@ -81,10 +83,12 @@ public enum Agent {
         // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a sample.
         let samplerExecutor = DedicatedExecutor(label: "hostmeter.sampler")
         let sampler = SamplerService(
-            sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
-            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
-            thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances,
-            instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds,
+            reader: MachineReader(
+                host: HostSampler(configuration: configuration.probes), gpus: gpus, instances: instances,
+                instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds),
+            recorder: recorder, publisher: SnapshotPublisher(state: state, metrics: metrics), thresholds: thresholds,
+            sampleSeconds: configuration.effectiveSampleSeconds, logger: logger,
+            onThresholdEvents: { [alertmanager] events in await alertmanager?.apply(events) },
             sleep: { try await samplerExecutor.sleep(for: $0) })
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
@@ -99,7 +103,8 @@ public enum Agent {
         let api = try APIServer(
             listen: configuration.api.listen,
             dependencies: APIDependencies(
-                state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
+                status: AgentStatus(state: state, shipper: shipperStatus, metrics: metrics), tokens: tokens,
+                thresholds: thresholds,
                 instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
             limits: configuration.api.limits, tls: tls)
         if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
@@ -124,14 +129,18 @@ public enum Agent {
             logSettings: logSettings, logger: logger)
         let supervisor = SupervisorService(
             notifier: notifier, apiPort: api.boundPort, state: state, reloader: reloader, logger: logger)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: api), .init(service: shipper)]
-                    + (alertmanager.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
-                    + [.init(service: ServiceOnExecutor(base: sampler, executor: samplerExecutor)),
-                       .init(service: supervisor)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: api), .init(service: shipper)]
+                + (alertmanager.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + [.init(service: ServiceOnExecutor(base: sampler, executor: samplerExecutor)),
+                   .init(service: supervisor)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // Past this the services still running are cancelled: a consumer that hangs a drain cannot
+        // hold the stop until systemd kills the agent (TimeoutStopSec, 90 s by default). Nothing is
+        // lost by it: what was not acknowledged stays in the outbox.
+        groupConfiguration.maximumGracefulShutdownDuration = Self.maximumGracefulShutdownDuration
+        let group = ServiceGroup(configuration: groupConfiguration)
         return AgentRuntime(
             serviceGroup: group, apiPort: api.boundPort, state: state, thresholds: thresholds, reloader: reloader,
             lock: lock)
@@ -210,6 +219,9 @@ public enum Agent {
     }
 
     /// The sink `sink.type` names, with its token read from `sink.token_file`.
+    /// How long a graceful stop may take before the services still running are cancelled.
+    public static let maximumGracefulShutdownDuration: Duration = .seconds(60)
+
     public static func makeSink(_ configuration: AgentConfiguration) throws -> any EventSink {
         let sink = configuration.sink
         switch sink.type {

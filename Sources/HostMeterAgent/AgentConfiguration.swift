@@ -4,6 +4,7 @@ public import Metering
 public import Probes
 public import UsageModel
 import Yams
+import InputGuards
 
 /// The agent's configuration: the YAML file of the configuration contract, validated.
 ///

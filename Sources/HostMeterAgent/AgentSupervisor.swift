@@ -5,6 +5,7 @@ public import ServiceLifecycle
 import Shipping
 import Synchronization
 import UnixSignals
+public import RuntimeState
 
 /// Applies a new configuration to the running agent: what can change live does, the rest is
 /// reported as needing a restart.

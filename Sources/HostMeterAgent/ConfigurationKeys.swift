@@ -1,6 +1,7 @@
 import AgentAPI
 import Foundation
 import Yams
+import InputGuards
 
 /// One configuration key: its dotted path, its default as docs/CONFIG.md shows it, and whether a
 /// SIGHUP applies it to the running agent.

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import AgentAPI
 import Foundation
 public import Metering
 import Probes
 import Yams
+import InputGuards
+public import RuntimeState
 
 /// The manifest files of `instances_dir`: one instance per `*.yaml`, `*.yml` or `*.json` file.
 ///

@@ -1,8 +1,8 @@
-public import AgentAPI
 public import GPU
 public import Logging
 public import Metering
 public import Probes
+public import RuntimeState
 
 /// What one instance looked like at a sample, for the snapshot the API serves.
 public struct InstanceStatus: Sendable {

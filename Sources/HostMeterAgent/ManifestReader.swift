@@ -1,8 +1,9 @@
-import AgentAPI
 import Dispatch
 import Foundation
 import Metering
 import Synchronization
+import InputGuards
+import RuntimeState
 
 /// Reads and parses manifest files on a thread of its own, each within a deadline, so that no file
 /// in `instances_dir` can hold up the sampler.

@@ -5,34 +5,39 @@ public import Outbox
 public import Probes
 public import UsageModel
 
-/// What one recorded sample produced.
+/// What one recorded sample produced: the engine's step, as stored, and the outbox after it.
 public struct RecordedStep: Sendable {
-    public var events: [UsageEvent]
-    public var gaps: [MeteringGap]
+    public var step: MeteringStep
+    /// The outbox's figures as of the commit that stored the step.
+    public var outbox: OutboxStats
+
+    public var events: [UsageEvent] { step.events }
+    public var gaps: [MeteringGap] { step.gaps }
     /// Threshold alerts that fired or resolved with the periods this step closed.
-    public var thresholdEvents: [ThresholdEvent] = []
+    public var thresholdEvents: [ThresholdEvent] { step.thresholdEvents }
 }
 
-/// Turns host samples into stored events: the metering engine plus the one transaction that
-/// stores a step's events with its checkpoint.
+/// Stores what the metering engine decides: encodes a `MeteringStep` and commits it in one
+/// transaction (events, gaps, baselines, alerts, checkpoints, threshold state).
 ///
-/// The in-memory state advances only after the transaction commits. If it fails (disk full, say),
-/// the next sample is measured against the last committed checkpoint, so nothing is lost: the
-/// usage lands in a later, longer period.
+/// The state advances only after the transaction commits. If it fails (disk full, say), the next
+/// sample is measured against the last committed checkpoint, so nothing is lost: the usage lands in
+/// a later, longer period.
 public struct MeteringRecorder: Sendable {
     public let database: AgentDatabase
-    public let configuration: MeterConfiguration
-    public let identity: InstanceIdentity
+    public let engine: MeteringEngine
     public let encoder: UsageEventEncoder
-    /// Whether the host itself is metered (`host.enabled`).
-    public let meterHost: Bool
     /// `outbox.max_bytes`: a step is not stored while the database is over it (see `AgentDatabase.makeRoom`).
     public let maxBytes: Int?
-    public private(set) var states: [String: MeterState]
-    /// Instances whose state moved on since their checkpoint was last written (see `flush`).
-    public private(set) var unsaved: Set<String> = []
-    /// Threshold evaluation state: pending and firing (rule, instance) pairs.
-    public private(set) var thresholdStates: [ThresholdKey: ThresholdState]
+    /// The checkpoints and threshold state as of the last commit.
+    public private(set) var state: MeteringState
+
+    public var configuration: MeterConfiguration { engine.configuration }
+    public var identity: InstanceIdentity { engine.identity }
+    public var meterHost: Bool { engine.meterHost }
+    public var states: [String: MeterState] { state.checkpoints }
+    public var unsaved: Set<String> { state.unsaved }
+    public var thresholdStates: [ThresholdKey: ThresholdState] { state.thresholds }
 
     private static let stateEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -46,183 +51,79 @@ public struct MeteringRecorder: Sendable {
         database: AgentDatabase, configuration: MeterConfiguration, identity: InstanceIdentity,
         encoder: UsageEventEncoder, maxBytes: Int? = nil, meterHost: Bool = true
     ) throws(OutboxError) {
-        self.meterHost = meterHost
         self.database = database
+        self.engine = MeteringEngine(configuration: configuration, identity: identity, meterHost: meterHost)
         self.maxBytes = maxBytes
-        self.configuration = configuration
-        self.identity = identity
         self.encoder = encoder
-        var states: [String: MeterState] = [:]
+        var checkpoints: [String: MeterState] = [:]
         for (instanceID, record) in try database.checkpoints() {
             guard record.format == MeterState.format,
                 let state = try? JSONDecoder().decode(MeterState.self, from: record.state)
             else {
                 throw .unknownCheckpointFormat(path: database.path, instanceID: instanceID, format: record.format)
             }
-            states[instanceID] = state
+            checkpoints[instanceID] = state
         }
-        self.states = states
-        var thresholdStates: [ThresholdKey: ThresholdState] = [:]
+        var thresholds: [ThresholdKey: ThresholdState] = [:]
         for record in try database.thresholdStates() {
             guard let state = try? JSONDecoder().decode(ThresholdState.self, from: record.state) else {
                 throw .failed(
                     path: database.path, operation: "load threshold state",
                     reason: "state of rule \(record.rule) for \(record.instanceID) is not readable")
             }
-            thresholdStates[ThresholdKey(rule: record.rule, instanceID: record.instanceID)] = state
+            thresholds[ThresholdKey(rule: record.rule, instanceID: record.instanceID)] = state
         }
-        self.thresholdStates = thresholdStates
+        self.state = MeteringState(checkpoints: checkpoints, thresholds: thresholds)
     }
 
-    /// Meters `sample` for the host instance (when `meterHost`) and `instances` for theirs (nil: the
-    /// instances were not probed with this sample; they are left as they are), and
-    /// stores the result in one transaction. A sample without a boot ID cannot be metered and is
-    /// skipped (nil).
+    /// Runs the engine on one sample (`MeteringEngine.step`: what each argument means and what is
+    /// billed) and stores its step in one transaction; the state advances only once it committed.
+    /// A sample without a boot ID cannot be metered and is skipped (nil).
     ///
-    /// Lifecycle of an instance: it starts at its first reading (a baseline, nothing billed); a
-    /// nil reading (cgroup or interface missing) bills its open period up to its last sample and
-    /// then nothing until it runs again; an instance with a checkpoint that is no longer in
-    /// `instances` was removed: its final partial period is billed and its checkpoint deleted in
-    /// the same transaction.
-    ///
-    /// Each period the step closes is checked against `rules` (with `gauges`, the sampled values of
-    /// the host's gauge metrics); the alerts that fire or resolve go into the outbox and the rules'
-    /// state into the database in the same transaction as the period's usage, so a crash can neither
-    /// lose an alert nor send it twice.
-    ///
-    /// The host's checkpoint is written every sample. An instance's is written when its step closed
-    /// a period, recorded a gap or a baseline, or stopped, and on shutdown (`flush`): between those,
-    /// a crash on the same boot resumes from the previous checkpoint and bills the same usage from
-    /// the counters, so nothing is lost, and a host with 1,000 instances does not rewrite 1,000 rows
-    /// every sample. The price: an unclean host reboot (power loss, panic) loses up to one period of
-    /// each instance's usage instead of one sample interval.
+    /// The alerts that fire or resolve go into the outbox and the rules' state into the database
+    /// in the same transaction as the period's usage, so a crash can neither lose an alert nor
+    /// send it twice.
     public mutating func record(
-        _ sample: HostSample, instances observed: [InstanceObservation]? = nil, gpus: [(uuid: String, busyNanoseconds: UInt64)] = [],
-        rules: [ThresholdRule] = [], gauges: [ThresholdMetric: Double] = [:]
+        _ sample: HostSample, instances observed: [InstanceObservation]? = nil,
+        gpus: [(uuid: String, busyNanoseconds: UInt64)] = [], rules: [ThresholdRule] = [],
+        gauges: [ThresholdMetric: Double] = [:]
     ) throws(OutboxError) -> RecordedStep? {
-        guard var hostReading = InstanceReading.host(sample) else { return nil }
-        let timestamp = Int64(sample.time.wallNanos / 1_000_000_000)
-        var next = states
-        var events: [UsageEvent] = []
-        var gaps: [MeteringGap] = []
-        var baselines: [MeteringBaseline] = []
-        var changed: [String] = []
-        var subjects: [ThresholdSubject] = []
-        var advanced = Set<String>()
-
-        func apply(_ step: MeterStep, for identity: InstanceIdentity, previous: MeterState?, always: Bool = false) {
-            var state = step.state
-            state.identity = identity
-            let id = identity.instanceID
-            if always || !step.events.isEmpty || !step.gaps.isEmpty || step.baseline != nil || previous == nil
-                || previous?.stoppedAt != state.stoppedAt || previous?.identity != identity
-            {
-                changed.append(id)
-            }
-            next[id] = state
-            advanced.insert(id)
-            events += step.events
-            gaps += step.gaps
-            if let baseline = step.baseline { baselines.append(baseline) }
-        }
-
-        if meterHost {
-            for gpu in gpus {
-                hostReading.counters[CounterSource(.gpuBusyNanoseconds, gpu.uuid)] = gpu.busyNanoseconds
-            }
-            let previous = states[identity.instanceID]
-            let step = Meter.advance(previous, with: hostReading, identity: identity, configuration: configuration)
-            // The host's one checkpoint is cheap: written every sample, so an unclean reboot loses
-            // at most one sample interval of its usage.
-            apply(step, for: identity, previous: previous, always: true)
-            subjects += step.events.map { ThresholdSubject(event: $0, isHost: true, gauges: gauges) }
-        }
-
-        let instances = observed ?? []
-        var present = Set<String>()
-        for instance in instances where instance.identity.instanceID != identity.instanceID {
-            let id = instance.identity.instanceID
-            guard present.insert(id).inserted else { continue }
-            let previous = states[id]
-            let step: MeterStep
-            if var reading = instance.reading {
-                reading.bootID = hostReading.bootID
-                step = Meter.advance(previous, with: reading, identity: instance.identity, configuration: configuration)
-            } else if let previous {
-                step = Meter.suspend(previous, identity: instance.identity, configuration: configuration, timestamp: timestamp)
-            } else {
-                continue  // never seen running: nothing to bill, nothing to remember
-            }
-            apply(step, for: instance.identity, previous: previous)
-            subjects += step.events.map { ThresholdSubject(event: $0, isHost: false, gauges: [:]) }
-        }
-
-        // Instances with a checkpoint that are no longer registered were removed.
-        var removed: [String] = []
-        for (id, state) in states
-        where observed != nil && !present.contains(id) && !(meterHost && id == identity.instanceID) {
-            // Billed to whom it last belonged; a checkpoint from before identities were kept is
-            // the host's.
-            let owner = state.identity ?? InstanceIdentity(instanceID: id, userID: identity.userID, orgID: identity.orgID)
-            events += Meter.finish(state, identity: owner, configuration: configuration, timestamp: timestamp)
-            next[id] = nil
-            removed.append(id)
-        }
-        removed.sort()
-
-        var round: ThresholdRound?
-        var alerts: [ThresholdEvent] = []
-        if !subjects.isEmpty, !(rules.isEmpty && thresholdStates.isEmpty) {
-            round = ThresholdEvaluator.evaluate(rules: rules, subjects: subjects, states: thresholdStates)
-        }
-        for id in removed where (round?.states ?? thresholdStates).keys.contains(where: { $0.instanceID == id }) {
-            let retired = ThresholdEvaluator.retire(instanceID: id, states: round?.states ?? thresholdStates)
-            round = ThresholdRound(states: retired.states, transitions: (round?.transitions ?? []) + retired.transitions)
-        }
-        if let round {
-            alerts = round.transitions.map { $0.event(hostID: configuration.hostID, timestamp: timestamp) }
-        }
-
+        guard
+            let step = engine.step(state, sample: sample, instances: observed, gpus: gpus, rules: rules, gauges: gauges)
+        else { return nil }
         let commit: MeteringCommit
         do {
-            commit = try makeCommit(
-                states: changed.compactMap { id in next[id].map { (id, $0) } }, events: events, gaps: gaps,
-                baselines: baselines, removed: removed, alerts: alerts, thresholdStates: round?.states)
+            commit = try makeCommit(step)
         } catch {
             throw .failed(path: database.path, operation: "encode metering step", reason: "\(error)")
         }
-        try database.commit(commit, now: timestamp, maxBytes: maxBytes)
-        states = next
-        unsaved.formUnion(advanced)
-        unsaved.subtract(changed)
-        unsaved.subtract(removed)
-        if let round { thresholdStates = round.states }
-        return RecordedStep(events: events, gaps: gaps, thresholdEvents: alerts)
+        let outbox = try database.commit(commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes)
+        state = step.state
+        return RecordedStep(step: step, outbox: outbox)
     }
 
     /// Writes the checkpoints that moved on since they were last written: on a clean shutdown, so
     /// a restart resumes from the latest sample (and an instance removed while the agent is down
     /// gets its final period up to that sample).
     public mutating func flush() throws(OutboxError) {
-        guard !unsaved.isEmpty else { return }
+        let pending = engine.checkpointsToFlush(state)
+        guard !pending.isEmpty else { return }
         let checkpoints: [CheckpointRecord]
         do {
-            checkpoints = try unsaved.sorted().compactMap { id in
-                try states[id].map {
-                    CheckpointRecord(instanceID: id, format: MeterState.format, state: try Self.stateEncoder.encode($0))
-                }
+            checkpoints = try pending.map {
+                CheckpointRecord(instanceID: $0.instanceID, format: MeterState.format, state: try Self.stateEncoder.encode($0.state))
             }
         } catch {
             throw .failed(path: database.path, operation: "encode checkpoints", reason: "\(error)")
         }
-        try database.commit(MeteringCommit(checkpoints: checkpoints))
-        unsaved = []
+        _ = try database.commit(MeteringCommit(checkpoints: checkpoints))
+        state.unsaved = []
     }
 
-    private func makeCommit(
-        states changed: [(String, MeterState)], events: [UsageEvent], gaps: [MeteringGap], baselines: [MeteringBaseline],
-        removed: [String], alerts: [ThresholdEvent], thresholdStates: [ThresholdKey: ThresholdState]?
-    ) throws -> MeteringCommit {
+    private func makeCommit(_ step: MeteringStep) throws -> MeteringCommit {
+        let events = step.events, gaps = step.gaps, baselines = step.baselines, alerts = step.thresholdEvents
+        let thresholdStates = step.thresholdStates
+        let changed = step.checkpointsToWrite.compactMap { id in step.state.checkpoints[id].map { (id, $0) } }
         let usageEvents = try events.map { event in
             OutboxEvent(
                 eventID: event.eventID, eventType: event.eventType, instanceID: event.instanceID,
@@ -253,18 +154,6 @@ public struct MeteringRecorder: Sendable {
         }
         return MeteringCommit(
             checkpoints: checkpoints, events: usageEvents + alertEvents, gaps: gapRecords, baselines: baselineRecords,
-            thresholdStates: stateRecords, removedCheckpoints: removed)
-    }
-}
-
-/// One registered instance at one sample: who it belongs to and what was read (nil: not running,
-/// its cgroup or an interface is missing).
-public struct InstanceObservation: Sendable {
-    public var identity: InstanceIdentity
-    public var reading: InstanceReading?
-
-    public init(identity: InstanceIdentity, reading: InstanceReading?) {
-        self.identity = identity
-        self.reading = reading
+            thresholdStates: stateRecords, removedCheckpoints: step.removedCheckpoints)
     }
 }

@@ -1,124 +1,85 @@
-public import AgentAPI
 import Foundation
-public import GPU
 public import Logging
 import Metering
 import Outbox
-public import Shipping
-public import Probes
+import Probes
+public import UsageModel
+public import RuntimeState
 public import ServiceLifecycle
 
-/// Samples the host on a wall-clock-aligned cadence and records every sample.
+/// The sample loop, in one straight line: read the machine → run the metering engine → commit its
+/// step → publish what was read and stored.
 ///
 /// Samples fall on multiples of `sample_seconds`, so the sample that closes a period is taken right
-/// after its boundary. A failed write is logged and retried with the next sample; nothing is lost
-/// because the checkpoint did not advance.
+/// after its boundary. A failed commit is logged and retried with the next sample; nothing is lost
+/// because the checkpoint did not advance. Threshold alerts leave through the outbox only: the
+/// Alertmanager notifier reads them from the committed rows.
 public struct SamplerService: Service {
-    let sampler: HostSampler
+    let reader: MachineReader
     let recorder: MeteringRecorder
+    let publisher: SnapshotPublisher
+    let thresholds: ThresholdRuleBook
     let sampleSeconds: Int
     let logger: Logger
-    let state: AgentState
-    let metrics: AgentMetrics
-    let thresholds: ThresholdRuleBook
-    let gpus: GPUSampler?
-    let notifier: AlertmanagerNotifier?
-    let instances: InstanceSampling?
-    /// Instances are probed on the first sample of each slot of this many seconds.
-    let instanceSampleSeconds: Int
+    /// Hands a stored step's threshold alerts to the Alertmanager notifier.
+    let onThresholdEvents: @Sendable ([ThresholdEvent]) async -> Void
     /// Waits for the next tick: `Task.sleep`, or the sampler's own thread's timer (`Agent.build`).
     let sleep: @Sendable (Duration) async throws -> Void
 
     public init(
-        sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
-        metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
-        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil,
+        reader: MachineReader, recorder: MeteringRecorder, publisher: SnapshotPublisher, thresholds: ThresholdRuleBook,
+        sampleSeconds: Int, logger: Logger,
+        onThresholdEvents: @escaping @Sendable ([ThresholdEvent]) async -> Void = { _ in },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
-        self.sleep = sleep
-        self.instanceSampleSeconds = max(1, instanceSampleSeconds ?? sampleSeconds)
-        self.instances = instances
-        self.sampler = sampler
+        self.reader = reader
         self.recorder = recorder
+        self.publisher = publisher
+        self.thresholds = thresholds
         self.sampleSeconds = sampleSeconds
         self.logger = logger
-        self.state = state
-        self.metrics = metrics
-        self.thresholds = thresholds
-        self.gpus = gpus
-        self.notifier = notifier
+        self.onThresholdEvents = onThresholdEvents
+        self.sleep = sleep
     }
 
     public func run() async throws {
+        var reader = reader
         var recorder = recorder
-        var instances = instances
-        var lastInstanceSlot: Int64?
-        var publisher = SnapshotPublisher(state: state, metrics: metrics)
+        var publisher = publisher
         var reportedFailures = Set<String>()
         var reportedStoreError: String?
+        // The outbox as the last commit left it: the gauge rules on outbox depth read it.
+        var outbox = try? recorder.database.stats()
         logger.info("sampler started", metadata: ["sample.seconds": "\(sampleSeconds)"])
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            let started = ContinuousClock.now
-            let sample = sampler.sample()
-            let gpuSnapshot = gpus?.sample()
-            // Instances are probed once per slot of instance_sample_seconds (the first sample in it).
-            let slot = sample.time.wallNanos / 1_000_000_000 / Int64(instanceSampleSeconds)
-            var observed: (observations: [InstanceObservation], statuses: [InstanceStatus])?
-            if slot != lastInstanceSlot {
-                observed = instances?.observe(
-                    time: sample.time, bootID: sample.bootID, hostMemoryTotalBytes: sample.memory?.totalBytes,
-                    gpus: gpuSnapshot)
-                // Not observed (a new manifest still being read): tried again with the next sample.
-                if observed != nil || instances == nil { lastInstanceSlot = slot }
-            }
-            let elapsed = ContinuousClock.now - started
-            let durationNanos = UInt64(elapsed.components.seconds) * 1_000_000_000
-                + UInt64(elapsed.components.attoseconds / 1_000_000_000)
-            reportFailures(sample, reported: &reportedFailures)
-            var recorded: RecordedStep?
-            var storeError: OutboxError?
+            let sample = reader.read()
+            reportFailures(sample.host, reported: &reportedFailures)
+            let stored: Result<RecordedStep?, OutboxError>
             do {
-                recorded = try recorder.record(
-                    sample, instances: observed?.observations, gpus: gpuSnapshot?.counters() ?? [], rules: thresholds.effective,
-                    gauges: ThresholdGauges.values(sample: sample, gpus: gpuSnapshot, outbox: state.snapshot.outbox))
+                stored = .success(
+                    try recorder.record(
+                        sample.host, instances: sample.instances?.observations, gpus: sample.gpus?.counters() ?? [],
+                        rules: thresholds.effective,
+                        gauges: ThresholdGauges.values(sample: sample.host, gpus: sample.gpus, outbox: outbox)))
+            } catch {
+                stored = .failure(error)
+            }
+            switch stored {
+            case .success(let step):
                 if reportedStoreError != nil {
                     logger.notice("metering steps are stored again")
                     reportedStoreError = nil
                 }
-                if let step = recorded {
-                    for event in step.events {
-                        logger.debug(
-                            "period closed",
-                            metadata: [
-                                "instance.id": "\(event.instanceID)", "period.start": "\(event.period.start)",
-                                "period.end": "\(event.period.end)", "cpu.seconds": "\(event.metrics.cpuSeconds)",
-                            ])
-                    }
-                    for alert in step.thresholdEvents {
-                        logger.log(
-                            level: alert.state == .firing ? .warning : .notice,
-                            "threshold \(alert.state.rawValue)",
-                            metadata: [
-                                "rule": "\(alert.rule)", "instance.id": "\(alert.instanceID)", "metric": "\(alert.metric)",
-                                "value": "\(alert.value)", "threshold": "\(alert.threshold)", "severity": "\(alert.severity)",
-                            ])
-                    }
-                    if let notifier, !step.thresholdEvents.isEmpty {
-                        await notifier.apply(step.thresholdEvents)
-                    }
-                    for gap in step.gaps {
-                        logger.warning(
-                            "metering gap recorded",
-                            metadata: [
-                                "instance.id": "\(gap.instanceID)", "gap.reason": "\(gap.reason.rawValue)",
-                                "gap.from": "\(gap.from)", "gap.to": "\(gap.to)", "gap.detail": "\(gap.detail)",
-                            ])
-                    }
+                if let step {
+                    outbox = step.outbox
+                    log(step.step)
+                    if !step.thresholdEvents.isEmpty { await onThresholdEvents(step.thresholdEvents) }
                 } else {
                     logger.error("sample has no boot ID; not metered")
                 }
-            } catch {
-                storeError = error
+            case .failure(let error):
+                // The commit was rolled back; the figures shown are what the database holds now.
+                outbox = (try? recorder.database.stats()) ?? outbox
                 // Logged when it starts or changes, not every sample.
                 if reportedStoreError != error.description {
                     logger.error(
@@ -127,17 +88,7 @@ public struct SamplerService: Service {
                     reportedStoreError = error.description
                 }
             }
-            let outbox: OutboxStats?
-            do {
-                outbox = try recorder.database.stats()
-            } catch {
-                outbox = nil
-                logger.debug("cannot read outbox stats", metadata: ["error": "\(error)"])
-            }
-            publisher.publish(
-                sample, gpus: gpuSnapshot, durationNanos: durationNanos, step: recorded, storeError: storeError,
-                recorder: recorder, outbox: outbox, instances: observed?.statuses,
-                manifestProblems: instances?.registry.problems.count ?? 0)
+            publisher.publish(sample, stored: stored, outbox: outbox, recorder: recorder)
             try? await cancelWhenGracefulShutdown { [sampleSeconds, sleep] in
                 try await sleep(.nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
             }
@@ -150,6 +101,38 @@ public struct SamplerService: Service {
                 metadata: ["error": "\(error)"])
         }
         logger.info("sampler stopped")
+    }
+
+    /// Logs what a stored step decided: periods (debug), threshold transitions, gaps, instance changes.
+    private func log(_ step: MeteringStep) {
+        for event in step.events {
+            logger.debug(
+                "period closed",
+                metadata: [
+                    "instance.id": "\(event.instanceID)", "period.start": "\(event.period.start)",
+                    "period.end": "\(event.period.end)", "cpu.seconds": "\(event.metrics.cpuSeconds)",
+                ])
+        }
+        for alert in step.thresholdEvents {
+            logger.log(
+                level: alert.state == .firing ? .warning : .notice,
+                "threshold \(alert.state.rawValue)",
+                metadata: [
+                    "rule": "\(alert.rule)", "instance.id": "\(alert.instanceID)", "metric": "\(alert.metric)",
+                    "value": "\(alert.value)", "threshold": "\(alert.threshold)", "severity": "\(alert.severity)",
+                ])
+        }
+        for gap in step.gaps {
+            logger.warning(
+                "metering gap recorded",
+                metadata: [
+                    "instance.id": "\(gap.instanceID)", "gap.reason": "\(gap.reason.rawValue)",
+                    "gap.from": "\(gap.from)", "gap.to": "\(gap.to)", "gap.detail": "\(gap.detail)",
+                ])
+        }
+        for case .removed(let id) in step.transitions {
+            logger.info("instance removed; its final period is billed", metadata: ["instance.id": "\(id)"])
+        }
     }
 
     /// Logs a collector's failure once when it starts and once when it clears, not every sample.

@@ -1,15 +1,15 @@
-import AgentAPI
 import Foundation
 import GPU
 import Metering
-import Outbox
+public import Outbox
 import Probes
+public import RuntimeState
 import UsageModel
 
 /// Turns what the sampler just did into the snapshot the API serves and the metrics it counts.
 ///
 /// All encoding happens here, once per sample, so API requests only copy bytes.
-struct SnapshotPublisher {
+public struct SnapshotPublisher: Sendable {
     let state: AgentState
     let metrics: AgentMetrics
     private var previous: HostSample?
@@ -17,7 +17,7 @@ struct SnapshotPublisher {
     /// milliseconds, so they are rebuilt only when the instances were probed.
     private var instanceViews: [InstanceView] = []
 
-    init(state: AgentState, metrics: AgentMetrics) {
+    public init(state: AgentState, metrics: AgentMetrics) {
         self.state = state
         self.metrics = metrics
     }
@@ -30,20 +30,26 @@ struct SnapshotPublisher {
         return encoder
     }()
 
-    /// Publishes one sample. `step` is what was stored (nil: nothing, or the store failed with
-    /// `storeError`); `recorder` holds the checkpoints after it.
-    mutating func publish(
-        _ sample: HostSample, gpus: GPUSnapshot?, durationNanos: UInt64, step: RecordedStep?, storeError: OutboxError?,
-        recorder: MeteringRecorder, outbox: OutboxStats?, instances: [InstanceStatus]? = nil, manifestProblems: Int = 0
+    /// Publishes one sample: what was read, what was stored (a step, nil for a sample without a
+    /// boot ID, or the commit's error), the outbox after it, and the checkpoints in `recorder`.
+    public mutating func publish(
+        _ machine: MachineSample, stored: Result<RecordedStep?, OutboxError>, outbox: OutboxStats?,
+        recorder: MeteringRecorder
     ) {
+        let sample = machine.host
+        let gpus = machine.gpus
+        let durationNanos = machine.durationNanos
+        let step = try? stored.get()
+        let storeError: OutboxError? = if case .failure(let error) = stored { error } else { nil }
         let rates = previous.flatMap { HostRates(from: $0, to: sample) }
         previous = sample
 
         var events: [String: Int] = [:]
         for event in step?.events ?? [] { events[event.eventType, default: 0] += 1 }
         metrics.recordSample(
-            sample, durationNanos: durationNanos, events: events, periods: step?.events.count ?? 0,
-            gaps: step?.gaps.map(\.reason.rawValue) ?? [])
+            wallNanos: sample.time.wallNanos, failures: sample.failures.map(\.collector.rawValue), durationNanos: durationNanos, events: events,
+            periods: step?.events.count ?? 0, gaps: step?.gaps.map(\.reason.rawValue) ?? [],
+            collectors: machine.reports.map { (name: $0.collector, nanoseconds: $0.nanoseconds, succeeded: $0.succeeded) })
         if storeError != nil { metrics.recordStoreFailure() }
 
         let identity = recorder.identity
@@ -60,7 +66,7 @@ struct SnapshotPublisher {
                     running: sample.bootID != nil && sample.cpu != nil,
                     gauges: Self.hostGauges(sample, rates: rates, state: meterState), periodSoFar: periodSoFar))
         }
-        if let instances {
+        if let instances = machine.instances?.statuses {
             instanceViews = Self.views(instances, recorder: recorder)
         }
         views += instanceViews
@@ -77,12 +83,13 @@ struct SnapshotPublisher {
 
         state.update { snapshot in
             snapshot.lastSample = SampleStatus(
-                wallNanos: sample.time.wallNanos, durationNanos: durationNanos, failures: sample.failures)
+                wallNanos: sample.time.wallNanos, durationNanos: durationNanos,
+                failures: sample.failures)
             snapshot.hostJSON = hostJSON
             snapshot.gpusJSON = gpusJSON
             snapshot.gpus = gpuGauges
             snapshot.instances = views
-            snapshot.manifestProblems = manifestProblems
+            snapshot.manifestProblems = machine.manifestProblems
             snapshot.filesystemUsedRatio = (sample.filesystems ?? []).map {
                 ($0.mountPoint, $0.space.usedPercent / 100)
             }

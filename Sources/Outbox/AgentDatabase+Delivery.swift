@@ -187,22 +187,24 @@ extension AgentDatabase {
     }
 
     public func stats() throws(OutboxError) -> OutboxStats {
-        try read("read outbox stats") { db in
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
-                           COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
-                    FROM events
-                    """)!
-            let dead = try Row.fetchOne(
-                db, sql: "SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM dead_letters")!
-            return OutboxStats(
-                pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead["count"],
-                deadLetterBytes: dead["bytes"],
-                attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
-                databaseBytes: try Self.usedBytes(db))
-        }
+        try read("read outbox stats") { db in try Self.stats(db) }
+    }
+
+    static func stats(_ db: Database) throws -> OutboxStats {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
+                       COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
+                FROM events
+                """)!
+        let dead = try Row.fetchOne(
+            db, sql: "SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM dead_letters")!
+        return OutboxStats(
+            pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead["count"],
+            deadLetterBytes: dead["bytes"],
+            attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
+            databaseBytes: try Self.usedBytes(db))
     }
 
     /// Bytes of the database in use: (pages − free pages) × page size, O(1).

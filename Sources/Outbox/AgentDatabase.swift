@@ -198,18 +198,21 @@ public struct AgentDatabase: Sendable {
 
     // MARK: Metering
 
-    /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction.
+    /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction, and
+    /// returns the outbox's figures as that transaction left them (read inside it, so they count
+    /// exactly what was committed).
     ///
     /// With `maxBytes`, a step that brings events is refused with `OutboxError.full` when the
     /// database is over the bound even after pruning audit records and merging old pending events
     /// (`makeRoom`); the caller's
     /// checkpoint then does not advance, so the usage is billed later rather than lost.
+    @discardableResult
     public func commit(
         _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil
-    ) throws(OutboxError) {
-        guard !commit.isEmpty else { return }
+    ) throws(OutboxError) -> OutboxStats {
+        guard !commit.isEmpty else { return try stats() }
         if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes, now: now) }
-        try write("commit metering step") { db in
+        return try write("commit metering step") { db in
             // Cached statements: a host with 1,000 instances writes 1,000 checkpoints per sample.
             if !commit.events.isEmpty {
                 let insert = try db.cachedStatement(
@@ -263,6 +266,7 @@ public struct AgentDatabase: Sendable {
                     try insert.execute(arguments: [record.rule, record.instanceID, String(decoding: record.state, as: UTF8.self)])
                 }
             }
+            return try Self.stats(db)
         }
     }
 

@@ -5,6 +5,7 @@ import Logging
 import Metering
 import Outbox
 import Probes
+import RuntimeState
 import Shipping
 
 #if canImport(Glibc)
@@ -78,7 +79,7 @@ struct InstanceAPIBench: AsyncParsableCommand {
         let server = try APIServer(
             listen: "127.0.0.1:0",
             dependencies: APIDependencies(
-                state: state, shipper: ShipperStatus(), metrics: AgentMetrics(),
+                status: AgentStatus(state: state, shipper: ShipperStatus(), metrics: AgentMetrics()),
                 tokens: TokenStore.hashing([BenchHTTP.adminToken: .admin]),
                 thresholds: try ThresholdRuleBook(configuration: [], database: database), instances: registry, logger: logger),
             boundPort: boundPort)

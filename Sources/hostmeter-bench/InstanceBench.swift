@@ -6,6 +6,7 @@ import Logging
 import Metering
 import Outbox
 import Probes
+import RuntimeState
 import UsageModel
 
 #if canImport(Glibc)

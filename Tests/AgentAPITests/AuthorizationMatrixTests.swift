@@ -7,6 +7,7 @@ import Metering
 import NIOCore
 import Synchronization
 import Testing
+import RuntimeState
 
 /// Every route × method × path variant × caller, with the status each must answer. The rows are
 /// written here, by hand, not derived from the route table: a route added to `APIRouter.routes`
@@ -194,7 +195,7 @@ import Testing
         return Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics, tokens: fixture.tokens,
+                    status: AgentStatus(state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics), tokens: fixture.tokens,
                     thresholds: fixture.thresholds, instances: registry,
                     protectHealthAndMetrics: mode != .tokensOpenMonitoring, logger: Logger(label: "test"),
                     now: { now })))

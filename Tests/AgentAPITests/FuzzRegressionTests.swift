@@ -4,6 +4,8 @@ import Metering
 import Testing
 
 @testable import AgentAPI
+@testable import RuntimeState
+@testable import InputGuards
 
 /// Inputs that the targets of fuzz/agent (the configuration, `api.listen`, manifest files, and the
 /// API's bodies with their stored forms) broke something with, kept under Fixtures/fuzz/<target>/

@@ -6,6 +6,7 @@ import Logging
 import Metering
 import NIOCore
 import Testing
+import RuntimeState
 
 /// Ids are compared as bytes everywhere: Swift's `String ==` calls `e\u{301}ve` and `\u{e9}ve`
 /// equal (canonical equivalence), which would let one user see or replace another's instances.
@@ -31,7 +32,7 @@ import Testing
         let app = Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics, tokens: tokens,
+                    status: AgentStatus(state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics), tokens: tokens,
                     thresholds: fixture.thresholds, instances: registry, logger: Logger(label: "test"))))
         try await app.test(.router) { client in
             try await client.execute(uri: "/instances", method: .get, headers: bearer(impostor)) {

@@ -8,6 +8,7 @@ import NIOCore
 import Outbox
 import Shipping
 import Testing
+import RuntimeState
 
 /// `max_instances`: the registry holds at most its limit of instances, files and API together.
 /// A new id past it is refused (409 over the API, a problem naming the file for a manifest), an
@@ -123,9 +124,11 @@ import Testing
         let application = Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: AgentState(
-                        AgentSnapshot(hostID: "h", intervalSeconds: 30, sampleSeconds: 5, outboxMaxBytes: 1 << 30, startedAt: 0)),
-                    shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: TokenStore.hashing(["limit-admin-token": .admin]),
+                    status: AgentStatus(
+                        state: AgentState(
+                            AgentSnapshot(hostID: "h", intervalSeconds: 30, sampleSeconds: 5, outboxMaxBytes: 1 << 30, startedAt: 0)),
+                        shipper: ShipperStatus(), metrics: AgentMetrics()),
+                    tokens: TokenStore.hashing(["limit-admin-token": .admin]),
                     thresholds: try ThresholdRuleBook(configuration: [], database: database), instances: registry,
                     logger: Logger(label: "test"), now: { 1_800_000_000 })))
         try await application.test(.router) { client in
@@ -172,7 +175,7 @@ import Testing
         let application = Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: AgentState(snapshot), shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: .open,
+                    status: AgentStatus(state: AgentState(snapshot), shipper: ShipperStatus(), metrics: AgentMetrics()), tokens: .open,
                     thresholds: try ThresholdRuleBook(configuration: [], database: database), instances: registry,
                     logger: Logger(label: "test"))))
         try await application.test(.router) { client in

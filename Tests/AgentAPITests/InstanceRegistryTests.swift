@@ -3,6 +3,7 @@ import Foundation
 import Metering
 import Outbox
 import Testing
+import RuntimeState
 
 /// The registry over a real SQLite file: API registrations survive a restart, an id belongs to one
 /// source (a file or the API, never the host's), and the generation moves only when something did.

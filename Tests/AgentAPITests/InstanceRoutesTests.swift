@@ -8,6 +8,7 @@ import NIOCore
 import Outbox
 import Shipping
 import Testing
+import RuntimeState
 
 /// A router with an instance registry: two instances from files (alice's and bob's), one of
 /// alice's registered over the API, one refused file; and a snapshot with the host and the
@@ -72,7 +73,7 @@ struct InstanceRoutesFixture {
         Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: state, shipper: ShipperStatus(), metrics: AgentMetrics(), tokens: tokens,
+                    status: AgentStatus(state: state, shipper: ShipperStatus(), metrics: AgentMetrics()), tokens: tokens,
                     thresholds: thresholds, instances: registry, logger: Logger(label: "test"),
                     now: { 1_800_000_010 })))
     }

@@ -9,6 +9,7 @@ import Outbox
 import Shipping
 import Testing
 import UsageModel
+import RuntimeState
 
 /// A router over a hand-made snapshot: the host and three instances of two users.
 struct RouterFixture {
@@ -72,7 +73,7 @@ struct RouterFixture {
         return Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: state, shipper: shipper, metrics: metrics, tokens: tokens, thresholds: thresholds,
+                    status: AgentStatus(state: state, shipper: shipper, metrics: metrics), tokens: tokens, thresholds: thresholds,
                     logger: Logger(label: "test"), now: { now })))
     }
 }
@@ -283,7 +284,7 @@ func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"]
         let app = Application(
             router: APIRouter.build(
                 APIDependencies(
-                    state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics, tokens: fixture.tokens,
+                    status: AgentStatus(state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics), tokens: fixture.tokens,
                     thresholds: fixture.thresholds, protectHealthAndMetrics: false, logger: Logger(label: "test"))))
         try await app.test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .ok) }

@@ -3,6 +3,7 @@ import Foundation
 import HostMeterAgent
 import Testing
 import Yams
+import InputGuards
 
 /// `YAMLGuard`: anchors and aliases refused before Yams composes a file (an alias used as a
 /// mapping key keeps Yams' composer busy for minutes), as libyaml's scanner finds them: not inside

@@ -9,6 +9,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import RuntimeState
+import InputGuards
 #endif
 
 /// What no file in `instances_dir` can do: hold up a scan (a parse past its deadline is given up

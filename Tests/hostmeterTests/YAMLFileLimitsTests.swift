@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import HostMeterAgent
+import InputGuards
 
 /// The configuration and tokens files are read with a bound (1 MiB; a full configuration is a few
 /// kilobytes), so a wrong path such as a large log file or /dev/zero is refused naming the file

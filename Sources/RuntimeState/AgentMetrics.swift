@@ -1,6 +1,6 @@
 import Foundation
 import Metering
-public import Probes
+import Probes
 public import Prometheus
 public import Shipping
 import Synchronization
@@ -41,6 +41,7 @@ public final class AgentMetrics: Sendable {
     let logLinesDropped: Counter
 
     private let perFilesystem = Mutex<[String: Gauge]>([:])
+    private let perCollector = Mutex<[String: (duration: Gauge, success: Gauge)]>([:])
     private let perGPU = Mutex<[String: [Gauge]]>([:])
 
     static let gpuGauges: [(name: String, help: String)] = [
@@ -167,19 +168,30 @@ public final class AgentMetrics: Sendable {
     }
 
     /// A family's name and HELP text (units are part of our names already).
-    static func name(_ name: String, help: String) -> MetricNameDescriptor {
+    /// A metric name with its help text, as the registry wants it.
+    public static func name(_ name: String, help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     // MARK: Recording
 
-    /// One sample taken, with what its metering step produced (nil: not stored).
-    public func recordSample(_ sample: HostSample, durationNanos: UInt64, events: [String: Int], periods: Int, gaps: [String]) {
+    /// One sample taken, with what its metering step produced (nil: not stored): the collectors
+    /// that failed, the time of the whole sample, events by type, periods closed, gaps by reason,
+    /// and each reader of the machine's duration and success.
+    public func recordSample(
+        wallNanos: Int64, failures: [String], durationNanos: UInt64, events: [String: Int], periods: Int,
+        gaps: [String], collectors: [(name: String, nanoseconds: UInt64, succeeded: Bool)] = []
+    ) {
         samples.increment()
         sampleDuration.record(.nanoseconds(Int64(clamping: durationNanos)))
-        lastSampleTimestamp.set(Double(sample.time.wallNanos) / 1e9)
-        for failure in sample.failures {
-            collectorErrors(failure.collector.rawValue).increment()
+        lastSampleTimestamp.set(Double(wallNanos) / 1e9)
+        for collector in failures {
+            collectorErrors(collector).increment()
+        }
+        for collector in collectors {
+            let gauges = collectorGauges(collector.name)
+            gauges.duration.set(Double(collector.nanoseconds) / 1e9)
+            gauges.success.set(collector.succeeded ? 1.0 : 0.0)
         }
         if periods > 0 { periodsClosed.increment(by: Int64(periods)) }
         for (type, count) in events where count > 0 {
@@ -187,6 +199,27 @@ public final class AgentMetrics: Sendable {
         }
         for reason in gaps {
             self.gaps(reason).increment()
+        }
+    }
+
+    /// `hostmeter_collector_duration_seconds` and `hostmeter_collector_success` of one collector,
+    /// made with its first report (the set of collectors is fixed by the configuration).
+    private func collectorGauges(_ collector: String) -> (duration: Gauge, success: Gauge) {
+        perCollector.withLock { gauges in
+            if let known = gauges[collector] { return known }
+            let made = (
+                duration: registry.makeGauge(
+                    descriptor: Self.name(
+                        "hostmeter_collector_duration_seconds",
+                        help: "Time the collector took in the latest sample, seconds (host collectors, gpu, instances)."),
+                    labels: [("collector", collector)]),
+                success: registry.makeGauge(
+                    descriptor: Self.name(
+                        "hostmeter_collector_success", help: "1 when the collector delivered in the latest sample, else 0."),
+                    labels: [("collector", collector)])
+            )
+            gauges[collector] = made
+            return made
         }
     }
 

@@ -153,7 +153,7 @@ public struct InstanceView: Sendable {
         }
     }
 
-    static func encode(_ value: some Encodable) -> [UInt8] {
+    public static func encode(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every value here is finite and every key a string: encoding cannot fail.

@@ -73,6 +73,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -103,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
+                "AgentAPI", "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -155,20 +156,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["Outbox", "UsageModel"],
+            dependencies: ["Outbox", "UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "hostmeterTests",
             dependencies: [
-                "hostmeter", "HostMeterAgent", "Outbox", "Probes", "Shipping", "UsageModel",
+                "hostmeter", "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "Shipping", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],

@@ -202,8 +202,7 @@ class Target:
 
     @property
     def module(self) -> str:
-        """The module name SwiftPM gives the target: its name with non-identifier characters as '_'."""
-        return re.sub(r"\W", "_", self.name)
+        return _module(self.name)
 
     @property
     def directory(self) -> str:
@@ -218,6 +217,9 @@ TOKEN = re.compile(r"""
   | (?P<number>\d[\d_.]*)
   | (?P<ident>[A-Za-z_]\w*)
 """, re.VERBOSE)
+
+
+STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 
 
 def _tokens(source: str) -> list[tuple[str, str, int]]:
@@ -258,7 +260,7 @@ def _strip_comments(source: str) -> str:
                     out.append("\n" if source[i] == "\n" else " ")
                     i += 1
         elif source[i] == '"':
-            match = re.compile(r'"(?:[^"\\\n]|\\.)*"').match(source, i)
+            match = STRING.match(source, i)
             end = match.end() if match else i + 1
             out.append(source[i:end])
             i = end
@@ -523,6 +525,7 @@ class Graph:
 
 
 def _module(target_name: str) -> str:
+    """The module name SwiftPM gives a target: its name with non-identifier characters as '_'."""
     return re.sub(r"\W", "_", target_name)
 
 
@@ -615,8 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"archcheck: {len(problems)} problems: the module graph and imports do not match "
-              f"{arguments.architecture}'s table", file=sys.stderr)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        print(f"archcheck: {count}: the module graph and imports do not match {arguments.architecture}'s table",
+              file=sys.stderr)
         return 1
     print(f"archcheck: Package.swift and every import match {arguments.architecture}'s table")
     return 0

@@ -106,10 +106,13 @@ def free_port() -> int:
 
 # MARK: /proc
 
+#: Where the /proc readers below read (a folder of crafted files in the tests).
+PROC = Path("/proc")
+
 
 def cpu_ticks(pid: int) -> int:
     """utime + stime of the whole process (dead threads included), in clock ticks."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+    text = (PROC / str(pid) / "stat").read_text()
     fields = text[text.rindex(")") + 2:].split()
     return int(fields[11]) + int(fields[12])
 
@@ -117,7 +120,7 @@ def cpu_ticks(pid: int) -> int:
 def cpu_sched_ns(pid: int) -> int:
     """se.sum_exec_runtime over the live threads, ns (threads that exited are not in it)."""
     total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for task in (PROC / str(pid) / "task").iterdir():
         try:
             for line in (task / "sched").read_text().splitlines():
                 if line.startswith("se.sum_exec_runtime"):
@@ -152,7 +155,7 @@ def memory(pid: int) -> dict:
     wanted = {"VmRSS": "vm_rss_kb", "RssAnon": "rss_anon_kb", "RssFile": "rss_file_kb", "VmHWM": "vm_hwm_kb",
               "Threads": "threads"}
     result = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in (PROC / str(pid) / "status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in wanted:
             result[wanted[key]] = int(value.split()[0])
@@ -160,7 +163,7 @@ def memory(pid: int) -> dict:
 
 
 def loadavg() -> list[float]:
-    return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
+    return [float(value) for value in (PROC / "loadavg").read_text().split()[:3]]
 
 
 # MARK: Metrics
@@ -558,13 +561,13 @@ def production_section(children: Children, binary: str, exporter_binary: str, co
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in (PROC / "cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown")
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "kernel": os.uname().release,
         "cpu_model": model,
-        "memory_total_kb": int(re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M).group(1)),
+        "memory_total_kb": int(re.search(r"^MemTotal:\s+(\d+)", (PROC / "meminfo").read_text(), re.M).group(1)),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "loadavg_before": loadavg(),
         "shared": "other workers build and test on this machine at the same time; see the load averages",

@@ -41,6 +41,11 @@ def scalar(value: Any) -> str:
         if not math.isfinite(value):
             raise ConfigError(f"{value!r} is not a number a configuration can hold")
         text = json.dumps(value)
+        mantissa, exponent, power = text.partition("e")
+        if exponent and "." not in mantissa:
+            # YAML 1.1 reads 1e-09 as a string: its floats need a point (and a signed exponent,
+            # which Python always writes).
+            text = f"{mantissa}.0e{power}"
     elif isinstance(value, Path):
         text = json.dumps(str(value), ensure_ascii=False)
     else:

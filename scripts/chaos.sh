@@ -10,9 +10,9 @@
 #   scripts/chaos.sh long      CHAOS_SECONDS (1800) of faults on the release build, then every fuzz
 #                              target for SECONDS_PER_TARGET (60) seconds (scripts/fuzz.sh).
 #
-# Environment: CHAOS_BINARY, a hostmeter executable to run instead of building one here; CHAOS_SECONDS; CHAOS_SEED (replays a run: the report names its seed);
-# CHAOS_REPORT, a file to write the report to as well; CHAOS_KEEP=1 keeps the work folder (kept
-# anyway when the run fails). Faults that need root (the tmpfs, the cgroup) or libfaketime are
+# Environment: CHAOS_SECONDS; CHAOS_SEED (replays a run: the report names its seed); CHAOS_REPORT, a
+# file to write the report to as well; CHAOS_KEEP=1 keeps the work folder (kept anyway when the run
+# fails); CHAOS_BINARY, a hostmeter executable already built, run instead of building one here. Faults that need root (the tmpfs, the cgroup) or libfaketime are
 # skipped with the reason in the report's "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."

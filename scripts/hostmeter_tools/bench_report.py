@@ -319,9 +319,17 @@ def parse_duration_us(text: str) -> float:
     return round(float(match.group(1)) * scale, 1)
 
 
-def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
-    body = get_once(port, "/get")
-    clock = CPUClock(pid)
+def wrk_latency(output: str) -> dict[str, str]:
+    """wrk's --latency percentiles as it prints them: {"50": "812.00us", "75": …, "90": …, "99": …}."""
+    return dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE))
+
+
+def wrk_requests_per_second(output: str) -> float:
+    return float(re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.MULTILINE).group(1))
+
+
+def run_wrk(children: Children, port: int, seconds: int) -> str:
+    """wrk's output for GET /get over 8 connections on 2 threads for ``seconds``."""
     process = children.start(
         ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/get"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
@@ -331,10 +339,17 @@ def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
         children.stop(process, grace=1)
         raise RuntimeError("wrk ran past its time limit") from None
     children.forget(process)
-    cpu = clock.since()
     if process.returncode != 0:
         raise RuntimeError(f"wrk exited {process.returncode}: {output}")
-    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE))
+    return output
+
+
+def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
+    body = get_once(port, "/get")
+    clock = CPUClock(pid)
+    output = run_wrk(children, port, seconds)
+    cpu = clock.since()
+    latency = wrk_latency(output)
     requests = int(re.search(r"^\s+(\d+) requests in", output, re.MULTILINE).group(1))
     errors = re.search(r"^\s+Socket errors: (.*)$", output, re.MULTILINE)
     non2xx = re.search(r"^\s+Non-2xx or 3xx responses: (\d+)$", output, re.MULTILINE)
@@ -344,7 +359,7 @@ def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
         "body_bytes": len(body),
         "seconds": seconds,
         "requests": requests,
-        "requests_per_second": float(re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.MULTILINE).group(1)),
+        "requests_per_second": wrk_requests_per_second(output),
         "p50_us": parse_duration_us(latency["50"]),
         "p75_us": parse_duration_us(latency["75"]),
         "p90_us": parse_duration_us(latency["90"]),
@@ -634,10 +649,46 @@ def print_table(rows) -> None:
               f"{(f'{shown:.2f}×' if shown is not None else '-'):>8}", file=sys.stderr)
 
 
+def api_only(binary: str, seconds: int) -> dict:
+    """``scripts/bench.sh api``: GET /get of a running agent (30 s periods, loopback) with wrk, and its
+    memory before and after."""
+    children = Children()
+    work = Path(tempfile.mkdtemp(prefix="hostmeter-api-"))
+    try:
+        agent = AgentProcess.with_config(binary, work, {
+            "host_id": "bench", "interval_seconds": 30, "state_dir": str(work / "state"),
+            "api": {"listen": LISTEN_ANY_PORT}}, children=children)
+        port = agent.start(timeout=20)
+        wait_for(port, "/health", agent.process, 10)
+        before = memory(agent.pid)
+        body = get_once(port, "/get")
+        output = run_wrk(children, port, seconds)
+        after = memory(agent.pid)
+    finally:
+        children.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    latency = wrk_latency(output)
+
+    def kb(figures: dict) -> dict:
+        return {"VmRSS_kb": figures["vm_rss_kb"], "RssAnon_kb": figures["rss_anon_kb"],
+                "RssFile_kb": figures["rss_file_kb"]}
+
+    return {"route": "/get", "body_bytes": len(body), "connections": 8, "seconds": seconds,
+            "requests_per_second": wrk_requests_per_second(output), "p50": latency["50"], "p99": latency["99"],
+            "memory_before": kb(before), "memory_after": kb(after)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="hostmeter's figures and node_exporter's, as one JSON report.")
     parser.add_argument("--bin", required=True, help="the release build folder with hostmeter and hostmeter-bench")
+    parser.add_argument("--api", type=int, metavar="SECONDS",
+                        help="only GET /get with wrk for SECONDS, and the agent's memory (scripts/bench.sh api)")
     arguments = parser.parse_args(argv)
+    if arguments.api is not None:
+        if not 1 <= arguments.api <= 3600:
+            sys.exit(f"bench: --api must be 1…3600 seconds, not {arguments.api}")
+        print(json.dumps(api_only(str(Path(arguments.bin) / "hostmeter"), arguments.api)))
+        return
     settings = {
         "hour_periods": env_int("BENCH_HOUR_PERIODS", 120, 1, 720),
         "samples_per_period": env_int("BENCH_SAMPLES_PER_PERIOD", 1, 1, 30),

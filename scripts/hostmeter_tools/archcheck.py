@@ -593,7 +593,8 @@ def check(root: Path, architecture: str = "docs/ARCHITECTURE.md") -> list[str]:
                 if module == target.module or module in ALWAYS:
                     continue
                 if module not in allowed:
-                    upward = module in by_module and (graph.row_of(by_module[module].name) or 0) <= position
+                    imported_row = graph.row_of(by_module[module].name) if module in by_module else None
+                    upward = imported_row is not None and imported_row <= position
                     kind = "points upward" if upward else "is not allowed"
                     problems.append(
                         f"{relative}:{line}: import {module}: the edge {target.name} → "

@@ -119,6 +119,15 @@ def test_an_upward_import_is_named_as_such(tiny: Path) -> None:
         "docs/ARCHITECTURE.md (row 'Model' allows: libc)"]
 
 
+def test_an_import_of_a_target_without_a_row_is_not_allowed(tiny: Path) -> None:
+    edit(tiny / "Package.swift", '.target(name: "Model"),', '.target(name: "Model"),\n        .target(name: "Extra"),')
+    (tiny / "Sources/Model/Extra.swift").write_text("import Extra\n")
+    assert archcheck.check(tiny) == [
+        "Sources/Model/Extra.swift:1: import Extra: the edge Model → Extra is not allowed by "
+        "docs/ARCHITECTURE.md (row 'Model' allows: libc)",
+        "Package.swift: target Extra has no row in docs/ARCHITECTURE.md's table"]
+
+
 def test_foundation_is_an_edge_too(tiny: Path) -> None:
     (tiny / "Sources/Model/Extra.swift").write_text("import Foundation\n")
     assert archcheck.check(tiny) == [

@@ -19,8 +19,8 @@
 #                             (scripts/consumer.py, started here on 127.0.0.1)
 #   scripts/bench.sh api [SECONDS]
 #                             GET /get of a running agent (release build, loopback) with wrk, 8
-#                             connections on 2 threads; prints requests/s, p50/p99 and the agent's
-#                             memory (VmRSS, RssAnon, RssFile) before and after
+#                             connections on 2 threads; prints requests/s, p50/p99 (µs) and the
+#                             agent's memory (VmRSS, RssAnon, RssFile, kB) before and after
 #   scripts/bench.sh instances [ARGS]
 #                             1,000 generated VMs (cgroup, tap, sparse image, manifest each) sampled,
 #                             metered and stored per period: CPU per period against the 1 % target,
@@ -56,25 +56,7 @@ fi
 if [[ "${1:-}" == "api" ]]; then
   command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
   swift build -c release --scratch-path "$scratch" --product hostmeter >&2
-  seconds=${2:-10}
-  work=$(mktemp -d)
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  printf 'host_id: bench\ninterval_seconds: 30\nstate_dir: %s/state\napi:\n  listen: 127.0.0.1:%s\n' "$work" "$port" > "$work/hostmeter.yaml"
-  "$scratch/release/hostmeter" run --config "$work/hostmeter.yaml" 2>"$work/agent.log" &
-  agent=$!
-  trap 'kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; rm -rf "$work"' EXIT
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-  memory() { awk '/^(VmRSS|RssAnon|RssFile):/ { sub(":", "", $1); printf "\"%s_kb\": %s, ", $1, $2 }' "/proc/$agent/status" | sed 's/, $//'; }
-  before=$(memory)
-  body=$(curl -s "http://127.0.0.1:$port/get" | wc -c)
-  out=$(wrk -t2 -c8 -d"${seconds}s" --latency "http://127.0.0.1:$port/get")
-  after=$(memory)
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
-  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-  printf '{"route": "/get", "body_bytes": %s, "connections": 8, "seconds": %s, "requests_per_second": %s, "p50": "%s", "p99": "%s", "memory_before": {%s}, "memory_after": {%s}}\n' \
-    "$body" "$seconds" "$rps" "$p50" "$p99" "$before" "$after"
-  exit 0
+  exec python3 scripts/bench_report.py --bin "$scratch/release" --api "${2:-10}"
 fi
 if [[ "${1:-}" == "instances" ]]; then
   shift

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The chaos suite (docs/RELIABILITY.md): a real `hostmeter run` at a 1 s interval shipping to a real
-# loopback consumer (scripts/consumer.py) while scripts/chaos.py kills it with SIGKILL, takes the
+# loopback consumer (scripts/consumer.py) while scripts/chaos.py (scripts/hostmeter_tools/chaos.py) kills it with SIGKILL, takes the
 # consumer down, answers 5xx, slowly or not at all, cuts connections, sends SIGHUP with a bad
 # configuration, fills the outbox's filesystem and steps the agent's wall clock. One JSON report on
 # stdout; exit 1 if anything was lost or billed twice.
@@ -10,9 +10,9 @@
 #   scripts/chaos.sh long      CHAOS_SECONDS (1800) of faults on the release build, then every fuzz
 #                              target for SECONDS_PER_TARGET (60) seconds (scripts/fuzz.sh).
 #
-# Environment: CHAOS_SECONDS; CHAOS_SEED (replays a run: the report names its seed);
-# CHAOS_REPORT, a file to write the report to as well; CHAOS_KEEP=1 keeps the work folder (kept
-# anyway when the run fails). Faults that need root (the tmpfs, the cgroup) or libfaketime are
+# Environment: CHAOS_SECONDS; CHAOS_SEED (replays a run: the report names its seed); CHAOS_REPORT, a
+# file to write the report to as well; CHAOS_KEEP=1 keeps the work folder (kept anyway when the run
+# fails); CHAOS_BINARY, a hostmeter executable already built, run instead of building one here. Faults that need root (the tmpfs, the cgroup) or libfaketime are
 # skipped with the reason in the report's "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +25,17 @@ case $mode in
 esac
 
 scripts/deps.sh --test
-swift build -c "$configuration" --product hostmeter >&2
-binary=$(swift build -c "$configuration" --show-bin-path)/hostmeter
+if [[ -n ${CHAOS_BINARY:-} ]]; then
+  binary=$CHAOS_BINARY
+else
+  swift build -c "$configuration" --product hostmeter >&2
+  binary=$(swift build -c "$configuration" --show-bin-path)/hostmeter
+fi
 
 # The verdict first: a checker that can no longer fail would pass any run.
 if ! verdict=$(python3 scripts/chaos_selftest.py 2>&1); then
   echo "$verdict" >&2
-  echo "chaos: the verdict's self-test failed (scripts/chaos_selftest.py)" >&2
+  echo "chaos: the verdict's self-test failed (scripts/chaos_selftest.py: scripts/tests/test_chaos_verdict.py)" >&2
   exit 1
 fi
 

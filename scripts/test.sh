@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh --test
+# Cheap and first: the Python tooling's lint and tests (scripts/hostmeter_tools), and the architecture
+# check (Package.swift's module graph and every import against docs/ARCHITECTURE.md's table).
+python3 -m ruff check scripts
+python3 -m pytest -q scripts
+PYTHONPATH=scripts python3 -m hostmeter_tools.archcheck
 swift build --build-tests
 # The API load tests (hundreds of connections, 64 clients hammering the API) measure the sampler's
 # cadence and the answers' delays under that load: they run on their own, after the rest, so they

@@ -6,7 +6,8 @@ import Outbox
 import RuntimeState
 import UsageModel
 
-/// The route handlers. They read the snapshot and never /proc; only the threshold routes write.
+/// The route handlers. They read the published snapshot and never /proc; the threshold and instance
+/// routes write (through the rule book and the instance registry, which store what they accept).
 struct Handlers: Sendable {
     let dependencies: APIDependencies
 

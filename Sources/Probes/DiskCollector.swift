@@ -41,7 +41,7 @@ public struct DiskSelection: Sendable, Equatable {
 }
 
 /// /proc/diskstats filtered by a `DiskSelection`.
-final class DiskCollector: Collector {
+final class DiskCollector: HostCollector {
     let procFS: ProcFS
     let sysFS: SysFS
     let selection: DiskSelection
@@ -61,7 +61,7 @@ final class DiskCollector: Collector {
         self.selection = selection
     }
 
-    var name: CollectorName { .disk }
+    var kind: CollectorName { .disk }
 
     func collect(into sample: inout HostSample) throws(ProbeError) {
         sample.disks = try procFS.diskstats().filter(isSelected)

@@ -34,7 +34,7 @@ public struct FilesystemSelection: Sendable, Equatable {
 ///
 /// Each filesystem (major:minor) is counted once, at its first mount in the table: bind mounts
 /// show the same space again and would double storage_gb.
-final class FilesystemCollector: Collector {
+final class FilesystemCollector: HostCollector {
     let procFS: ProcFS
     /// The host's root as this process sees it (node_exporter's `--path.rootfs`): mount points are
     /// stat'ed under it, so an agent in a container with the host's / mounted at /host still works.
@@ -50,7 +50,7 @@ final class FilesystemCollector: Collector {
         self.selection = selection
     }
 
-    var name: CollectorName { .filesystem }
+    var kind: CollectorName { .filesystem }
 
     func collect(into sample: inout HostSample) throws(ProbeError) {
         var usages: [FilesystemUsage] = []

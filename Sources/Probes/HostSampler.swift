@@ -43,45 +43,59 @@ public struct HostSamplerConfiguration: Sendable, Equatable {
     }
 }
 
+/// Where the host collectors read: what each collector's factory gets.
+public struct CollectorSources: Sendable {
+    public let configuration: HostSamplerConfiguration
+    public let procFS: ProcFS
+    public let sysFS: SysFS
+}
+
 /// Takes host samples: runs every enabled collector, timing each and isolating its failure.
 public struct HostSampler: Sendable {
     public let configuration: HostSamplerConfiguration
-    public let collectors: [any Collector]
+    /// The enabled collectors, in `CollectorName` order, with their names.
+    public let collectors: [(kind: CollectorName, collector: any Collector<HostSample>)]
     public let clock: HostClock
+
+    /// Every host collector by name, as node_exporter registers its collectors: a new collector
+    /// is a case of `CollectorName` and an entry here (`HostSamplerTests` checks that every name
+    /// has one).
+    static let registry: [CollectorName: @Sendable (CollectorSources) -> any Collector<HostSample>] = [
+        .boot: { BootCollector(procFS: $0.procFS) },
+        .cpu: { CPUCollector(procFS: $0.procFS, userHZ: $0.configuration.userHZ) },
+        .memory: { MemoryCollector(procFS: $0.procFS) },
+        .disk: { DiskCollector(procFS: $0.procFS, sysFS: $0.sysFS, selection: $0.configuration.disks) },
+        .filesystem: {
+            FilesystemCollector(
+                procFS: $0.procFS, rootfs: $0.configuration.rootfs, selection: $0.configuration.filesystems)
+        },
+        .network: { NetworkCollector(procFS: $0.procFS, interfaces: $0.configuration.interfaces) },
+        .load: { LoadCollector(procFS: $0.procFS) },
+        .uptime: { UptimeCollector(procFS: $0.procFS) },
+    ]
 
     public init(configuration: HostSamplerConfiguration = HostSamplerConfiguration(), clock: HostClock = .system) {
         self.configuration = configuration
         self.clock = clock
-        let procFS = ProcFS(root: configuration.procRoot)
-        let sysFS = SysFS(root: configuration.sysRoot)
-        self.collectors = CollectorName.allCases.filter(configuration.collectors.contains).map { name in
-            switch name {
-            case .boot: BootCollector(procFS: procFS)
-            case .cpu: CPUCollector(procFS: procFS, userHZ: configuration.userHZ)
-            case .memory: MemoryCollector(procFS: procFS)
-            case .disk: DiskCollector(procFS: procFS, sysFS: sysFS, selection: configuration.disks)
-            case .filesystem:
-                FilesystemCollector(procFS: procFS, rootfs: configuration.rootfs, selection: configuration.filesystems)
-            case .network: NetworkCollector(procFS: procFS, interfaces: configuration.interfaces)
-            case .load: LoadCollector(procFS: procFS)
-            case .uptime: UptimeCollector(procFS: procFS)
-            }
+        let sources = CollectorSources(
+            configuration: configuration, procFS: ProcFS(root: configuration.procRoot),
+            sysFS: SysFS(root: configuration.sysRoot))
+        // In `CollectorName` order, whatever order the configuration lists them in.
+        self.collectors = CollectorName.allCases.filter(configuration.collectors.contains).compactMap { kind in
+            Self.registry[kind].map { (kind, $0(sources)) }
         }
     }
 
     /// One pass over all collectors. Never throws: failures are in `HostSample.failures`.
     public func sample() -> HostSample {
         var sample = HostSample(time: clock.now())
-        sample.timings.reserveCapacity(collectors.count)
-        for collector in collectors {
-            let start = HostClock.monotonicNanos()
-            do {
-                try collector.collect(into: &sample)
-            } catch {
-                sample.failures.append(CollectorFailure(collector: collector.name, error: error))
+        let reports = CollectorRun.run(collectors.map(\.collector), into: &sample)
+        sample.timings.reserveCapacity(reports.count)
+        for ((kind, _), report) in zip(collectors, reports) {
+            if let error = report.error {
+                sample.failures.append(CollectorFailure(collector: kind, error: error))
             }
-            sample.timings.append(
-                CollectorTiming(collector: collector.name, nanoseconds: HostClock.monotonicNanos() - start))
+            sample.timings.append(CollectorTiming(collector: kind, nanoseconds: report.nanoseconds))
         }
         return sample
     }

@@ -83,16 +83,13 @@ public final class InstanceRegistry: Sendable {
         /// Ids of `PUT`s storing a new instance right now: they count against the limit.
         var reserving: Set<String> = []
         var problems: [ManifestProblem] = []
-        /// Bumped on every change, so the sampler rebuilds its plan only when something changed.
-        var generation: UInt64 = 0
-        /// `instances` as of `generation`, built once per change rather than per caller.
+        /// `instances`, built once per change rather than per caller.
         var sorted: [RegisteredInstance]?
 
         /// Instances in effect or being registered.
         var count: Int { api.count + files.count + reserving.count }
 
         mutating func changed() {
-            generation &+= 1
             sorted = nil
         }
     }
@@ -165,9 +162,6 @@ public final class InstanceRegistry: Sendable {
 
     /// Manifest files refused at the latest scan.
     public var problems: [ManifestProblem] { entries.withLock { $0.problems } }
-
-    /// Changes whenever the set of instances in effect may have changed.
-    public var generation: UInt64 { entries.withLock { $0.generation } }
 
     /// The result of a scan of `instances_dir`: valid manifests by file (in file-name order) and
     /// the files refused. A later file naming an id an earlier one already has, or one an API

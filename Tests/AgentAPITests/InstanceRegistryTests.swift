@@ -205,48 +205,45 @@ import RuntimeState
         #expect(try database.storedInstances().isEmpty)
     }
 
-    @Test func theGenerationMovesOnlyWhenSomethingChanged() throws {
+    @Test func everyScanAndRegistrationIsInEffectAtOnce() throws {
         let registry = InstanceRegistry()
-        let start = registry.generation
         let a = Self.filesDir + "/a.yaml"
         let problem = ManifestProblem(file: Self.filesDir + "/x.yaml", message: "line 1: empty")
-
-        registry.replaceFiles([(a, try Self.manifest("vm-a"))], problems: [problem])
-        let afterFirstScan = registry.generation
-        #expect(afterFirstScan != start)
-        // The same scan again, and again: nothing changed.
-        registry.replaceFiles([(a, try Self.manifest("vm-a"))], problems: [problem])
-        registry.replaceFiles([(a, try Self.manifest("vm-a"))], problems: [problem])
-        #expect(registry.generation == afterFirstScan)
-
-        // A changed manifest, a moved file, a changed problem, an added and a removed file: each moves it.
-        var last = afterFirstScan
-        func expectMoved(_ what: String) {
-            #expect(registry.generation != last, "\(what)")
-            last = registry.generation
+        func expectInEffect(_ expected: [(id: String, vcpus: Int, source: InstanceSource)], problems: [ManifestProblem], _ what: String) {
+            let instances = registry.instances
+            #expect(instances.map(\.manifest.instanceID) == expected.map(\.id), "\(what)")
+            #expect(instances.map(\.manifest.vcpus) == expected.map(\.vcpus), "\(what)")
+            #expect(instances.map(\.source) == expected.map(\.source), "\(what)")
+            #expect(registry.problems == problems, "\(what)")
         }
-        registry.replaceFiles([(a, try Self.manifest("vm-a", vcpus: 3))], problems: [problem])
-        expectMoved("changed manifest")
-        registry.replaceFiles([(Self.filesDir + "/a2.yaml", try Self.manifest("vm-a", vcpus: 3))], problems: [problem])
-        expectMoved("renamed file")
-        registry.replaceFiles([(Self.filesDir + "/a2.yaml", try Self.manifest("vm-a", vcpus: 3))], problems: [])
-        expectMoved("problem cleared")
-        registry.replaceFiles(
-            [(Self.filesDir + "/a2.yaml", try Self.manifest("vm-a", vcpus: 3)), (Self.filesDir + "/b.yaml", try Self.manifest("vm-b"))],
-            problems: [])
-        expectMoved("file added")
-        registry.replaceFiles([(Self.filesDir + "/b.yaml", try Self.manifest("vm-b"))], problems: [])
-        expectMoved("file removed")
 
-        // The API: a new registration and a delete move it; deleting nothing does not.
+        registry.replaceFiles([(a, try Self.manifest("vm-a"))], problems: [problem])
+        expectInEffect([("vm-a", 2, .file(a))], problems: [problem], "first scan")
+        // The same scan again: the same instances.
+        registry.replaceFiles([(a, try Self.manifest("vm-a"))], problems: [problem])
+        expectInEffect([("vm-a", 2, .file(a))], problems: [problem], "same scan")
+
+        // A changed manifest, a moved file, a cleared problem, an added and a removed file.
+        registry.replaceFiles([(a, try Self.manifest("vm-a", vcpus: 3))], problems: [problem])
+        expectInEffect([("vm-a", 3, .file(a))], problems: [problem], "changed manifest")
+        let a2 = Self.filesDir + "/a2.yaml"
+        registry.replaceFiles([(a2, try Self.manifest("vm-a", vcpus: 3))], problems: [problem])
+        expectInEffect([("vm-a", 3, .file(a2))], problems: [problem], "renamed file")
+        registry.replaceFiles([(a2, try Self.manifest("vm-a", vcpus: 3))], problems: [])
+        expectInEffect([("vm-a", 3, .file(a2))], problems: [], "problem cleared")
+        let b = Self.filesDir + "/b.yaml"
+        registry.replaceFiles([(a2, try Self.manifest("vm-a", vcpus: 3)), (b, try Self.manifest("vm-b"))], problems: [])
+        expectInEffect([("vm-a", 3, .file(a2)), ("vm-b", 2, .file(b))], problems: [], "file added")
+        registry.replaceFiles([(b, try Self.manifest("vm-b"))], problems: [])
+        expectInEffect([("vm-b", 2, .file(b))], problems: [], "file removed")
+
+        // The API: a registration and a delete; deleting nothing and a refused put change nothing.
         try registry.put(Self.manifest("vm-api"), now: 1)
-        expectMoved("put")
+        expectInEffect([("vm-api", 2, .api), ("vm-b", 2, .file(b))], problems: [], "put")
         #expect(try registry.delete("vm-none") == false)
-        #expect(registry.generation == last)
-        #expect(try registry.delete("vm-api") == true)
-        expectMoved("delete")
-        // A refused put changes nothing.
         _ = try? registry.put(Self.manifest("vm-b"), now: 2)
-        #expect(registry.generation == last)
+        expectInEffect([("vm-api", 2, .api), ("vm-b", 2, .file(b))], problems: [], "refused put")
+        #expect(try registry.delete("vm-api") == true)
+        expectInEffect([("vm-b", 2, .file(b))], problems: [], "delete")
     }
 }

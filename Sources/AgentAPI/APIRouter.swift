@@ -52,6 +52,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 public struct APIDependencies: Sendable {
     public var state: AgentState
     public var shipper: ShipperStatus
+    /// The Alertmanager notifier, when `alerting.alertmanager_url` is set: its counts in /metrics.
+    public var alertmanager: AlertmanagerNotifier?
     public var metrics: AgentMetrics
     public var tokens: TokenStore
     public var thresholds: ThresholdRuleBook
@@ -65,8 +67,10 @@ public struct APIDependencies: Sendable {
     public init(
         state: AgentState, shipper: ShipperStatus, metrics: AgentMetrics, tokens: TokenStore,
         thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = true,
-        logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        logger: Logger, alertmanager: AlertmanagerNotifier? = nil,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
+        self.alertmanager = alertmanager
         self.instances = instances
         self.state = state
         self.shipper = shipper

@@ -104,7 +104,8 @@ struct Handlers: Sendable {
 
     func metrics(_ request: Request, context: APIRequestContext) throws -> Response {
         let bytes = dependencies.metrics.exposition(
-            snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, health: currentHealth())
+            snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, health: currentHealth(),
+            alertmanager: dependencies.alertmanager?.snapshot)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

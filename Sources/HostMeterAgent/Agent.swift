@@ -77,13 +77,15 @@ public enum Agent {
                     openSeconds: configuration.circuitBreaker.openSeconds,
                     generatorURL: "http://\(configuration.api.listen)/thresholds"),
                 logger: logger, active: active)
+            // Threshold events reach it from the outbox rows each metering commit stores.
+            alertmanager?.follow(database)
         }
         // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a sample.
         let samplerExecutor = DedicatedExecutor(label: "hostmeter.sampler")
         let sampler = SamplerService(
             sampler: HostSampler(configuration: configuration.probes), recorder: recorder,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger, state: state, metrics: metrics,
-            thresholds: thresholds, gpus: gpus, notifier: alertmanager, instances: instances,
+            thresholds: thresholds, gpus: gpus, instances: instances,
             instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds,
             sleep: { try await samplerExecutor.sleep(for: $0) })
         let shipper = ShipperService(
@@ -100,7 +102,8 @@ public enum Agent {
             listen: configuration.api.listen,
             dependencies: APIDependencies(
                 state: state, shipper: shipperStatus, metrics: metrics, tokens: tokens, thresholds: thresholds,
-                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
+                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger,
+                alertmanager: alertmanager),
             limits: configuration.api.limits, tls: tls)
         if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
             // Only with api.allow_remote_without_tokens: the configuration refuses it otherwise.
@@ -210,7 +213,7 @@ public enum Agent {
     }
 
     /// The sink `sink.type` names, with its token read from `sink.token_file`.
-    public static func makeSink(_ configuration: AgentConfiguration) throws -> any EventSink {
+    public static func makeSink(_ configuration: AgentConfiguration) throws -> any Sink {
         let sink = configuration.sink
         switch sink.type {
         case .file:

@@ -4,7 +4,6 @@ public import GPU
 public import Logging
 import Metering
 import Outbox
-public import Shipping
 public import Probes
 public import ServiceLifecycle
 
@@ -22,7 +21,6 @@ public struct SamplerService: Service {
     let metrics: AgentMetrics
     let thresholds: ThresholdRuleBook
     let gpus: GPUSampler?
-    let notifier: AlertmanagerNotifier?
     let instances: InstanceSampling?
     /// Instances are probed on the first sample of each slot of this many seconds.
     let instanceSampleSeconds: Int
@@ -32,7 +30,7 @@ public struct SamplerService: Service {
     public init(
         sampler: HostSampler, recorder: MeteringRecorder, sampleSeconds: Int, logger: Logger, state: AgentState,
         metrics: AgentMetrics, thresholds: ThresholdRuleBook, gpus: GPUSampler? = nil,
-        notifier: AlertmanagerNotifier? = nil, instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil,
+        instances: InstanceSampling? = nil, instanceSampleSeconds: Int? = nil,
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.sleep = sleep
@@ -46,7 +44,6 @@ public struct SamplerService: Service {
         self.metrics = metrics
         self.thresholds = thresholds
         self.gpus = gpus
-        self.notifier = notifier
     }
 
     public func run() async throws {
@@ -102,9 +99,6 @@ public struct SamplerService: Service {
                                 "rule": "\(alert.rule)", "instance.id": "\(alert.instanceID)", "metric": "\(alert.metric)",
                                 "value": "\(alert.value)", "threshold": "\(alert.threshold)", "severity": "\(alert.severity)",
                             ])
-                    }
-                    if let notifier, !step.thresholdEvents.isEmpty {
-                        await notifier.apply(step.thresholdEvents)
                     }
                     for gap in step.gaps {
                         logger.warning(

@@ -36,7 +36,9 @@ struct AlertBook: DeliverySource {
         var instanceID: String
 
         init(_ event: ThresholdEvent) {
-            (hostID, rule, instanceID) = (event.hostID, event.rule, event.instanceID)
+            hostID = event.hostID
+            rule = event.rule
+            instanceID = event.instanceID
         }
 
         static func < (lhs: Key, rhs: Key) -> Bool {
@@ -59,10 +61,7 @@ struct AlertBook: DeliverySource {
         var endsAt: Date
     }
 
-    let resendSeconds: Double
-    let validitySeconds: Double
-    let generatorURL: String?
-    let maxPendingResolves: Int
+    let settings: AlertmanagerSettings
 
     private(set) var active: [Key: Active] = [:]
     /// Pending resolves by label set.
@@ -84,10 +83,7 @@ struct AlertBook: DeliverySource {
     /// A book holding the alerts of `firing` (after a restart: what still fires); other events
     /// are ignored.
     init(settings: AlertmanagerSettings, firing: [ThresholdEvent] = []) {
-        resendSeconds = settings.resendSeconds
-        validitySeconds = settings.validitySeconds
-        generatorURL = settings.generatorURL
-        maxPendingResolves = settings.maxPendingResolves
+        self.settings = settings
         for event in firing where event.state == .firing {
             active[Key(event)] = Active(
                 labels: AlertmanagerAlert.labels(of: event), annotations: AlertmanagerAlert.annotations(of: event),
@@ -137,13 +133,13 @@ struct AlertBook: DeliverySource {
     /// Active alerts (not refused) with endsAt `validitySeconds` ahead, then pending resolves, in a
     /// stable order: what a request sent now would hold.
     func outgoing(now: Double) -> [AlertItem] {
-        let endsAt = Date(timeIntervalSince1970: now + validitySeconds)
+        let endsAt = Date(timeIntervalSince1970: now + settings.validitySeconds)
         let firing = active.filter { !$0.value.refused }.sorted { $0.key < $1.key }.map { key, alert in
             AlertItem(
                 origin: .active(key),
                 alert: AlertmanagerAlert(
                     labels: alert.labels, annotations: alert.annotations, startsAt: alert.startsAt,
-                    endsAt: max(endsAt, alert.startsAt), generatorURL: generatorURL),
+                    endsAt: max(endsAt, alert.startsAt), generatorURL: settings.generatorURL),
                 attempts: failures + 1)
         }
         return firing + pendingResolves()
@@ -155,7 +151,7 @@ struct AlertBook: DeliverySource {
                 origin: .resolve(labels),
                 alert: AlertmanagerAlert(
                     labels: resolve.labels, annotations: resolve.annotations, startsAt: resolve.startsAt,
-                    endsAt: resolve.endsAt, generatorURL: generatorURL),
+                    endsAt: resolve.endsAt, generatorURL: settings.generatorURL),
                 attempts: failures + 1)
         }
     }
@@ -173,7 +169,7 @@ struct AlertBook: DeliverySource {
         guard now >= dueAt else { return [] }
         let items = outgoing(now: now)
         guard !items.isEmpty else {
-            dueAt = now + resendSeconds
+            dueAt = now + settings.resendSeconds
             return []
         }
         generationTaken = generation
@@ -209,7 +205,7 @@ struct AlertBook: DeliverySource {
     /// at most `resendSeconds`.
     mutating func boundWaits(now: Double, retryCap: Double) -> Int {
         backoffUntil = min(backoffUntil, now + retryCap)
-        let latest = max(backoffUntil, now + max(retryCap, resendSeconds))
+        let latest = max(backoffUntil, now + max(retryCap, settings.resendSeconds))
         guard dueAt > latest else { return 0 }
         dueAt = latest
         return active.count + resolves.count
@@ -224,7 +220,7 @@ struct AlertBook: DeliverySource {
     private mutating func answered(now: Double) {
         failures = 0
         backoffUntil = 0
-        dueAt = generation == generationTaken ? now + resendSeconds : now
+        dueAt = generation == generationTaken ? now + settings.resendSeconds : now
     }
 
     private mutating func queueResolve(_ alert: Active, at seconds: Double) -> [Resolve] {
@@ -232,9 +228,9 @@ struct AlertBook: DeliverySource {
         let endsAt = max(Date(timeIntervalSince1970: seconds), alert.startsAt)
         resolves[alert.labels] = Resolve(
             labels: alert.labels, annotations: alert.annotations, startsAt: alert.startsAt, endsAt: endsAt)
-        guard resolves.count > maxPendingResolves, let oldest = resolves.min(by: { $0.value.endsAt < $1.value.endsAt }) else {
-            return []
-        }
+        guard resolves.count > settings.maxPendingResolves,
+            let oldest = resolves.min(by: { $0.value.endsAt < $1.value.endsAt })
+        else { return [] }
         resolves[oldest.key] = nil
         resolvesDropped += 1
         return [oldest.value]

@@ -62,7 +62,8 @@ public final class AlertmanagerNotifier: Service, Sendable {
         book = LockedSource(AlertBook(settings: settings, firing: events))
         transport = HTTPTransport(
             settings: HTTPTransport.Settings(
-                url: settings.alertsURL, headers: settings.headers, connectTimeoutSeconds: settings.connectTimeoutSeconds,
+                url: settings.alertsURL, headers: settings.headers, caFile: nil,
+                connectTimeoutSeconds: settings.connectTimeoutSeconds,
                 requestTimeoutSeconds: settings.requestTimeoutSeconds),
             tls: nil)
     }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Outbox
 
 /// POSTs batches to the billing consumer: a JSON array (`http`) or a CloudEvents batch

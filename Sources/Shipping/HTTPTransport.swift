@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-public import Foundation
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,33 +9,22 @@ import NIOSSL
 /// `ShipOutcome`. `HTTPSink` and the Alertmanager notifier both send through it, so timeouts,
 /// redirects (refused: a redirect is a misconfigured URL), TLS with a custom CA, the bounded read
 /// of the answer and the meaning of every status and transport failure are decided once.
-public final class HTTPTransport: Sendable {
-    public struct Settings: Sendable {
-        public var url: String
+final class HTTPTransport: Sendable {
+    struct Settings: Sendable {
+        var url: String
         /// Sent with every request after the per-request headers (`Authorization`, extra headers).
-        public var headers: [(String, String)]
+        var headers: [(String, String)] = []
         /// A PEM file of the CA certificates to trust instead of the system's.
-        public var caFile: String?
-        public var connectTimeoutSeconds: Double
-        public var requestTimeoutSeconds: Double
-
-        public init(
-            url: String, headers: [(String, String)] = [], caFile: String? = nil, connectTimeoutSeconds: Double = 10,
-            requestTimeoutSeconds: Double = 30
-        ) {
-            self.url = url
-            self.headers = headers
-            self.caFile = caFile
-            self.connectTimeoutSeconds = connectTimeoutSeconds
-            self.requestTimeoutSeconds = requestTimeoutSeconds
-        }
+        var caFile: String?
+        var connectTimeoutSeconds: Double
+        var requestTimeoutSeconds: Double
     }
 
-    public let settings: Settings
+    let settings: Settings
     private let client: HTTPClient
 
     /// Throws when `caFile` cannot be read as PEM certificates.
-    public convenience init(settings: Settings) throws {
+    convenience init(settings: Settings) throws {
         var tls: TLSConfiguration?
         if let caFile = settings.caFile {
             tls = TLSConfiguration.makeClientConfiguration()
@@ -58,7 +47,7 @@ public final class HTTPTransport: Sendable {
 
     /// POSTs `body` with `Content-Type: contentType`, then `headers` (this request's own, e.g.
     /// `Idempotency-Key`), `User-Agent` and the settings' headers, within the request timeout.
-    public func post(_ body: Data, contentType: String, headers: [(String, String)] = []) async -> ShipOutcome {
+    func post(_ body: Data, contentType: String, headers: [(String, String)] = []) async -> ShipOutcome {
         var request = HTTPClientRequest(url: settings.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
@@ -124,7 +113,7 @@ public final class HTTPTransport: Sendable {
     }
 
     /// Closes the client's connections; no request may follow.
-    public func shutdown() async {
+    func shutdown() async {
         try? await client.shutdown()
     }
 }

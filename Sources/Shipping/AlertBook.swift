@@ -201,11 +201,11 @@ struct AlertBook: DeliverySource {
         answered(now: now)
     }
 
-    /// The book's waits are wall times too: a backoff lasts at most the retry cap and a resend
-    /// at most `resendSeconds`.
+    /// The book's waits are wall times too: a backoff lasts at most the retry cap, and with none
+    /// under way the next request waits at most `resendSeconds`.
     mutating func boundWaits(now: Double, retryCap: Double) -> Int {
         backoffUntil = min(backoffUntil, now + retryCap)
-        let latest = max(backoffUntil, now + max(retryCap, settings.resendSeconds))
+        let latest = now + (failures > 0 ? retryCap : settings.resendSeconds)
         guard dueAt > latest else { return 0 }
         dueAt = latest
         return active.count + resolves.count

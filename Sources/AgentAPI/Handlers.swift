@@ -112,7 +112,9 @@ struct Handlers: Sendable {
     }
 
     private func currentHealth() -> AgentHealth {
-        AgentHealth(snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot, now: dependencies.now())
+        AgentHealth(
+            snapshot: dependencies.state.snapshot, shipper: dependencies.shipper.snapshot,
+            alertmanager: dependencies.alertmanager?.snapshot, now: dependencies.now())
     }
 
     // MARK: /thresholds

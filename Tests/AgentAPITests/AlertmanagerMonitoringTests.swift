@@ -7,8 +7,9 @@ import Shipping
 import Testing
 import UsageModel
 
-/// The Alertmanager notifier's counts and breaker in /metrics, next to the shipper's.
-@Suite struct AlertmanagerMetricsTests {
+/// The Alertmanager notifier's counts and breaker in /metrics, and its endpoint's refusal in
+/// /health, next to the shipper's.
+@Suite struct AlertmanagerMonitoringTests {
     @Test func theNotifiersFamiliesAreInTheExpositionAndPassPromtool() async throws {
         let fixture = try RouterFixture(tokens: false)
         var snapshot = AlertmanagerSnapshot()
@@ -71,5 +72,18 @@ import UsageModel
         #expect(text.contains("\nhostmeter_alertmanager_active_alerts 1\n"))
         #expect(text.contains("\nhostmeter_alertmanager_circuit_breaker_state 0\n"))
         await notifier.shutdown()
+    }
+
+    /// An Alertmanager that refuses the agent's requests (a wrong URL, a proxy wanting credentials)
+    /// will not pass by itself: /health says so, as for the sink.
+    @Test func aRefusingAlertmanagerDegradesHealth() throws {
+        let fixture = try RouterFixture(tokens: false)
+        var snapshot = AlertmanagerSnapshot()
+        let state = fixture.state.snapshot
+        #expect(AgentHealth(snapshot: state, shipper: ShipperSnapshot(), alertmanager: snapshot, now: fixture.now).ok)
+        snapshot.delivery.endpointRefusal = "HTTP 404: not found"
+        let health = AgentHealth(snapshot: state, shipper: ShipperSnapshot(), alertmanager: snapshot, now: fixture.now)
+        #expect(!health.ok)
+        #expect(health.reasons.contains { $0.contains("alertmanager refuses") && $0.contains("HTTP 404") }, "\(health.reasons)")
     }
 }

@@ -43,7 +43,9 @@ public struct ShipperSettings: Sendable {
 /// request (401, 403, 404, …) among them — back off with full jitter and honour Retry-After;
 /// consecutive failures open the circuit breaker, and nothing is sent while it is open. A verdict
 /// (400, 413, 422) on a batch is bisected so one poison event cannot hold the others back, and only
-/// that event is dead-lettered. Hourly, audit records nothing needs any more are pruned.
+/// that event is dead-lettered. Hourly, audit records nothing needs any more are pruned. All of it
+/// is the shared `DeliveryLoop` over the outbox (`OutboxSource`); the service adds the replaceable
+/// sink.
 public struct ShipperService: Service {
     let database: AgentDatabase
     let slot: SinkSlot

@@ -50,7 +50,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
 /// What the router needs from the running agent.
 public struct APIDependencies: Sendable {
-    /// The running agent's snapshot, shipper status and metrics registry.
+    /// The running agent's snapshot, shipper and notifier status, and metrics registry.
     public var status: AgentStatus
     public var state: AgentState { status.state }
     public var metrics: AgentMetrics { status.metrics }

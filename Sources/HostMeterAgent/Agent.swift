@@ -79,6 +79,8 @@ public enum Agent {
                     openSeconds: configuration.circuitBreaker.openSeconds,
                     generatorURL: "http://\(configuration.api.listen)/thresholds"),
                 logger: logger, active: active)
+            // Threshold events reach it from the outbox rows each metering commit stores.
+            alertmanager?.follow(database)
         }
         // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a sample.
         let samplerExecutor = DedicatedExecutor(label: "hostmeter.sampler")
@@ -88,7 +90,6 @@ public enum Agent {
                 instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds),
             recorder: recorder, publisher: SnapshotPublisher(state: state, metrics: metrics), thresholds: thresholds,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger,
-            onThresholdEvents: { [alertmanager] events in await alertmanager?.apply(events) },
             sleep: { try await samplerExecutor.sleep(for: $0) })
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
@@ -103,9 +104,10 @@ public enum Agent {
         let api = try APIServer(
             listen: configuration.api.listen,
             dependencies: APIDependencies(
-                status: AgentStatus(state: state, shipper: shipperStatus, metrics: metrics), tokens: tokens,
-                thresholds: thresholds,
-                instances: registry, protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
+                status: AgentStatus(
+                    state: state, shipper: shipperStatus, alertmanager: alertmanager, metrics: metrics),
+                tokens: tokens, thresholds: thresholds, instances: registry,
+                protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
             limits: configuration.api.limits, tls: tls)
         if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
             // Only with api.allow_remote_without_tokens: the configuration refuses it otherwise.
@@ -218,11 +220,11 @@ public enum Agent {
         }
     }
 
-    /// The sink `sink.type` names, with its token read from `sink.token_file`.
     /// How long a graceful stop may take before the services still running are cancelled.
     public static let maximumGracefulShutdownDuration: Duration = .seconds(60)
 
-    public static func makeSink(_ configuration: AgentConfiguration) throws -> any EventSink {
+    /// The sink `sink.type` names, with its token read from `sink.token_file`.
+    public static func makeSink(_ configuration: AgentConfiguration) throws -> any Sink {
         let sink = configuration.sink
         switch sink.type {
         case .file:

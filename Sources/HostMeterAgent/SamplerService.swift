@@ -3,7 +3,6 @@ public import Logging
 import Metering
 import Outbox
 import Probes
-public import UsageModel
 public import RuntimeState
 public import ServiceLifecycle
 
@@ -21,15 +20,12 @@ public struct SamplerService: Service {
     let thresholds: ThresholdRuleBook
     let sampleSeconds: Int
     let logger: Logger
-    /// Hands a stored step's threshold alerts to the Alertmanager notifier.
-    let onThresholdEvents: @Sendable ([ThresholdEvent]) async -> Void
     /// Waits for the next tick: `Task.sleep`, or the sampler's own thread's timer (`Agent.build`).
     let sleep: @Sendable (Duration) async throws -> Void
 
     public init(
         reader: MachineReader, recorder: MeteringRecorder, publisher: SnapshotPublisher, thresholds: ThresholdRuleBook,
         sampleSeconds: Int, logger: Logger,
-        onThresholdEvents: @escaping @Sendable ([ThresholdEvent]) async -> Void = { _ in },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.reader = reader
@@ -38,7 +34,6 @@ public struct SamplerService: Service {
         self.thresholds = thresholds
         self.sampleSeconds = sampleSeconds
         self.logger = logger
-        self.onThresholdEvents = onThresholdEvents
         self.sleep = sleep
     }
 
@@ -73,7 +68,6 @@ public struct SamplerService: Service {
                 if let step {
                     outbox = step.outbox
                     log(step.step)
-                    if !step.thresholdEvents.isEmpty { await onThresholdEvents(step.thresholdEvents) }
                 } else {
                     logger.error("sample has no boot ID; not metered")
                 }

@@ -15,6 +15,8 @@ public struct AgentDatabase: Sendable {
     public let writer: any DatabaseWriter
     /// The file, for error messages; ":memory:" for a test database.
     public let path: String
+    /// Who hears of the events each metering commit stores.
+    public let commits = CommitFeed()
 
     /// Opens (creating if needed) the database at `path` and migrates it. A write that finds the
     /// database locked by another process waits up to `busyTimeoutSeconds`, then fails naming the file.
@@ -205,14 +207,19 @@ public struct AgentDatabase: Sendable {
     /// With `maxBytes`, a step that brings events is refused with `OutboxError.full` when the
     /// database is over the bound even after pruning audit records and merging old pending events
     /// (`makeRoom`); the caller's
-    /// checkpoint then does not advance, so the usage is billed later rather than lost.
+    /// checkpoint then does not advance, so the usage is billed later rather than lost. Subscribers
+    /// of `commits` get the stored events of their type once the transaction has committed.
     @discardableResult
     public func commit(
         _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil
     ) throws(OutboxError) -> OutboxStats {
         guard !commit.isEmpty else { return try stats() }
         if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes, now: now) }
+        let feed = commits
+        let followedTypes = feed.eventTypes
+        let followed = commit.events.filter { followedTypes.contains($0.eventType) }
         return try write("commit metering step") { db in
+            if !followed.isEmpty { db.afterNextTransaction(onCommit: { _ in feed.publish(followed) }) }
             // Cached statements: a host with 1,000 instances writes 1,000 checkpoints per sample.
             if !commit.events.isEmpty {
                 let insert = try db.cachedStatement(

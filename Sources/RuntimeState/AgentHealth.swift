@@ -3,7 +3,8 @@ public import Shipping
 
 /// The agent's readiness, judged from the snapshot: degraded when samples stopped, the outbox is
 /// at its bound or its database cannot be written, dead letters take more than a tenth of the
-/// bound, or the sink's endpoint refuses the agent's requests (a rotated token, a wrong URL).
+/// bound, or the sink's or Alertmanager's endpoint refuses the agent's requests (a rotated token, a
+/// wrong URL).
 public struct AgentHealth: Sendable, Equatable, Encodable {
     public var ok: Bool
     public var reasons: [String]
@@ -37,7 +38,7 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
         return now - Double(sample.wallNanos) / 1e9 <= Double(snapshot.sampleSeconds) * staleIntervals
     }
 
-    public init(snapshot: AgentSnapshot, shipper: ShipperSnapshot, now: Double) {
+    public init(snapshot: AgentSnapshot, shipper: ShipperSnapshot, alertmanager: AlertmanagerSnapshot? = nil, now: Double) {
         var reasons: [String] = []
         let staleAfter = Double(snapshot.sampleSeconds) * Self.staleIntervals
         if let sample = snapshot.lastSample {
@@ -72,6 +73,11 @@ public struct AgentHealth: Sendable, Equatable, Encodable {
             reasons.append(
                 "the sink refuses the agent's requests (\(refusal)): check sink.url and sink.token_file; "
                     + "every event is kept and retried")
+        }
+        if let refusal = alertmanager?.delivery.endpointRefusal {
+            reasons.append(
+                "alertmanager refuses the agent's requests (\(refusal)): check alerting.alertmanager_url; "
+                    + "the alerts are kept and retried")
         }
         databaseWritable = snapshot.storeError == nil || snapshot.outboxFull
         if let error = snapshot.storeError, !snapshot.outboxFull {

@@ -251,8 +251,11 @@ public final class AgentMetrics: Sendable {
 
     // MARK: Exposition
 
-    /// Sets the gauges from the current state and renders the text exposition.
-    public func exposition(snapshot: AgentSnapshot, shipper: ShipperSnapshot, health: AgentHealth) -> [UInt8] {
+    /// Sets the gauges from the current state and renders the text exposition; with `alertmanager`,
+    /// the notifier's families too.
+    public func exposition(
+        snapshot: AgentSnapshot, shipper: ShipperSnapshot, health: AgentHealth, alertmanager: AlertmanagerSnapshot? = nil
+    ) -> [UInt8] {
         if let outbox = snapshot.outbox {
             outboxPending.set(Int64(outbox.pendingEvents))
             outboxDead.set(Int64(outbox.deadLetters))
@@ -273,6 +276,7 @@ public final class AgentMetrics: Sendable {
         buffer.reserveCapacity(16_384 + snapshot.instances.count * Self.instanceGauges.count * 128)
         registry.emit(into: &buffer)
         Self.appendInstanceSeries(snapshot.instances, to: &buffer)
+        if let alertmanager { Self.appendAlertmanagerSeries(alertmanager, to: &buffer) }
         return buffer
     }
 

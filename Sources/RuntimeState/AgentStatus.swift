@@ -1,27 +1,36 @@
 public import Outbox
 public import Shipping
 
-/// What the API reads of the running agent: the snapshot the sampler publishes, the shipper's
-/// status and the metrics registry. The API asks it for views (health, the metrics exposition,
+/// What the API reads of the running agent: the snapshot the sampler publishes, the shipper's and
+/// the Alertmanager notifier's status and the metrics registry. The API asks it for views (health, the metrics exposition,
 /// the outbox report) and never needs the sampler's or the shipper's types itself.
 public struct AgentStatus: Sendable {
     public let state: AgentState
     public let shipper: ShipperStatus
+    /// The notifier, when `alerting.alertmanager_url` is set.
+    public let alertmanager: AlertmanagerNotifier?
     public let metrics: AgentMetrics
 
-    public init(state: AgentState, shipper: ShipperStatus, metrics: AgentMetrics) {
+    public init(
+        state: AgentState, shipper: ShipperStatus, alertmanager: AlertmanagerNotifier? = nil, metrics: AgentMetrics
+    ) {
         self.state = state
         self.shipper = shipper
+        self.alertmanager = alertmanager
         self.metrics = metrics
     }
 
     public func health(now: Double) -> AgentHealth {
-        AgentHealth(snapshot: state.snapshot, shipper: shipper.snapshot, now: now)
+        AgentHealth(snapshot: state.snapshot, shipper: shipper.snapshot, alertmanager: alertmanager?.snapshot, now: now)
     }
 
     /// The Prometheus text exposition: the registry's gauges set from the current state.
     public func exposition(now: Double) -> [UInt8] {
-        metrics.exposition(snapshot: state.snapshot, shipper: shipper.snapshot, health: health(now: now))
+        let alertmanager = alertmanager?.snapshot
+        return metrics.exposition(
+            snapshot: state.snapshot, shipper: shipper.snapshot,
+            health: AgentHealth(snapshot: state.snapshot, shipper: shipper.snapshot, alertmanager: alertmanager, now: now),
+            alertmanager: alertmanager)
     }
 
     /// The outbox's figures and the shipper's state (`GET /outbox`); nil before the first sample read them.

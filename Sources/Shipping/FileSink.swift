@@ -9,7 +9,7 @@ import Glibc
 /// Appends events as JSON lines to a file, flushed and fsynced per batch: the default sink, which
 /// works with no consumer at all. A write that fails (disk full) is retryable; the events stay in
 /// the outbox.
-public struct FileSink: EventSink {
+public struct FileSink: Sink {
     public let path: String
     public var type: String { "file" }
 
@@ -61,7 +61,7 @@ public struct FileSink: EventSink {
 /// the events stay in the outbox and the agent runs on. A pipe cannot be cut back like a file, so
 /// a batch that stopped inside a line starts its retry with a newline: the torn line stays torn,
 /// but every full line is a whole event.
-public final class StdoutSink: EventSink {
+public final class StdoutSink: Sink {
     public var type: String { "stdout" }
     private let descriptor: Int32
     /// Whether the last write stopped inside a line.

@@ -93,7 +93,7 @@ struct OutboxBench: AsyncParsableCommand {
         for event in single { try database.commit(MeteringCommit(events: [event])) }
         let singleRate = singles == 0 ? 0 : Double(singles) / Date().timeIntervalSince(start)
 
-        let sink: any EventSink
+        let sink: any Sink
         if let consumerURL {
             sink = try HTTPSink(settings: HTTPSink.Settings(url: consumerURL, format: .json, hostID: "bench-host"))
         } else {

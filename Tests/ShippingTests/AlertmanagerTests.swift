@@ -93,28 +93,28 @@ import Glibc
             settings: AlertmanagerSettings(url: "http://127.0.0.1:9", intervalSeconds: 30), logger: Self.quietLogger,
             now: { clock.now })
         let period = Period(start: 1_763_726_400, end: 1_763_726_430)
-        await notifier.apply([Self.event(.firing, rule: "a", period: period, timestamp: 1_763_726_431)])
-        var pending = await notifier.pendingAlerts()
+        notifier.apply([Self.event(.firing, rule: "a", period: period, timestamp: 1_763_726_431)])
+        var pending = notifier.pendingAlerts()
         #expect(pending.count == 1)
         #expect(pending.first?.startsAt == Date(timeIntervalSince1970: 1_763_726_400))
         #expect(pending.first?.endsAt == Date(timeIntervalSince1970: 1_763_726_500 + 120))
         clock.now += 30
-        #expect(await notifier.pendingAlerts().first?.endsAt == Date(timeIntervalSince1970: 1_763_726_530 + 120))
+        #expect(notifier.pendingAlerts().first?.endsAt == Date(timeIntervalSince1970: 1_763_726_530 + 120))
 
         // Resolved with other labels (the rule was edited): it still ends the alert that was sent.
         let later = Period(start: 1_763_726_460, end: 1_763_726_490)
-        await notifier.apply([Self.event(.resolved, rule: "a", labels: ["team": "db"], period: later, timestamp: 1_763_726_491)])
-        pending = await notifier.pendingAlerts()
+        notifier.apply([Self.event(.resolved, rule: "a", labels: ["team": "db"], period: later, timestamp: 1_763_726_491)])
+        pending = notifier.pendingAlerts()
         #expect(pending.count == 1)
         #expect(pending.first?.labels["team"] == "ops")
         #expect(pending.first?.endsAt == Date(timeIntervalSince1970: 1_763_726_491))
         #expect(pending.first?.annotations["summary"] == "a: resolved on vm-42")
-        let snapshot = await notifier.snapshot
+        let snapshot = notifier.snapshot
         #expect(snapshot.activeAlerts == 0 && snapshot.pendingResolves == 1)
 
         // Firing again before the resolve went out: the resolve is dropped, the alert is active.
-        await notifier.apply([Self.event(.firing, rule: "a", period: Period(start: 1_763_726_490, end: 1_763_726_520), timestamp: 1_763_726_521)])
-        pending = await notifier.pendingAlerts()
+        notifier.apply([Self.event(.firing, rule: "a", period: Period(start: 1_763_726_490, end: 1_763_726_520), timestamp: 1_763_726_521)])
+        pending = notifier.pendingAlerts()
         #expect(pending.count == 1 && pending.first!.endsAt > Date(timeIntervalSince1970: clock.now))
         await notifier.shutdown()
     }
@@ -129,8 +129,8 @@ import Glibc
                 // Not firing: ignored.
                 Self.event(.resolved, rule: "c", period: period, timestamp: 1),
             ])
-        #expect(await notifier.pendingAlerts().map { $0.labels["alertname"] } == ["a", "b"])
-        #expect(await notifier.snapshot.activeAlerts == 2)
+        #expect(notifier.pendingAlerts().map { $0.labels["alertname"] } == ["a", "b"])
+        #expect(notifier.snapshot.activeAlerts == 2)
         await notifier.shutdown()
     }
 
@@ -152,7 +152,7 @@ import Glibc
 
         let rule = "cpu-high-\(UUID().uuidString.prefix(8))"
         let (period, now) = Self.recentPeriod()
-        await notifier.apply([Self.event(.firing, rule: rule, period: period, timestamp: now, org: "org-1")])
+        notifier.apply([Self.event(.firing, rule: rule, period: period, timestamp: now, org: "org-1")])
 
         let alert = try #require(
             try await alertmanager.waitForAlert(named: rule, seconds: 10) { _ in true }, "the firing alert never showed up")
@@ -178,7 +178,7 @@ import Glibc
 
         // Resolve: the alert ends, long before its endsAt of a minute ahead would have ended it.
         let resolvedAt = Int64(Date().timeIntervalSince1970)
-        await notifier.apply([
+        notifier.apply([
             Self.event(.resolved, rule: rule, period: Period(start: period.end, end: period.end + 30), timestamp: resolvedAt, org: "org-1")
         ])
         let gone = try await alertmanager.waitUntilGone(named: rule, seconds: 15)
@@ -186,11 +186,11 @@ import Glibc
         #expect(Date() < firstEnd, "too slow to tell a resolve from an expiry")
 
         // Alertmanager may answer the test's GET before the notifier has read its answer to the POST.
-        var snapshot = await notifier.snapshot
+        var snapshot = notifier.snapshot
         for _ in 0..<50 {
             if snapshot.pendingResolves == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
-            snapshot = await notifier.snapshot
+            snapshot = notifier.snapshot
         }
         #expect(snapshot.failures.isEmpty, "\(snapshot.failures)")
         #expect(snapshot.activeAlerts == 0 && snapshot.pendingResolves == 0)
@@ -213,14 +213,14 @@ import Glibc
 
         let rule = "outage-\(UUID().uuidString.prefix(8))"
         let (period, now) = Self.recentPeriod()
-        await notifier.apply([Self.event(.firing, rule: rule, period: period, timestamp: now)])
+        notifier.apply([Self.event(.firing, rule: rule, period: period, timestamp: now)])
 
         // Failures, then the breaker opens.
-        var snapshot = await notifier.snapshot
+        var snapshot = notifier.snapshot
         for _ in 0..<200 {
             if snapshot.breakerState != .closed, !snapshot.failures.isEmpty { break }
             try await Task.sleep(for: .milliseconds(50))
-            snapshot = await notifier.snapshot
+            snapshot = notifier.snapshot
         }
         #expect(!snapshot.failures.isEmpty, "no failure recorded while Alertmanager was down")
         #expect(snapshot.breakerState != .closed, "the breaker did not open")
@@ -232,11 +232,11 @@ import Glibc
         defer { alertmanager.stop() }
         let alert = try await alertmanager.waitForAlert(named: rule, seconds: 15) { _ in true }
         #expect(alert != nil, "the alert did not arrive after the outage")
-        snapshot = await notifier.snapshot
+        snapshot = notifier.snapshot
         for _ in 0..<50 {
             if snapshot.breakerState == .closed { break }
             try await Task.sleep(for: .milliseconds(50))
-            snapshot = await notifier.snapshot
+            snapshot = notifier.snapshot
         }
         #expect(snapshot.breakerState == .closed)
         running.cancel()
@@ -254,15 +254,15 @@ import Glibc
             connectTimeoutSeconds: 1, requestTimeoutSeconds: 2)
         let notifier = AlertmanagerNotifier(settings: settings, logger: Self.quietLogger)
         let (period, now) = Self.recentPeriod()
-        await notifier.apply([Self.event(.firing, rule: "refused", period: period, timestamp: now)])
+        notifier.apply([Self.event(.firing, rule: "refused", period: period, timestamp: now)])
         let running = Task { try await notifier.run() }
         defer { running.cancel() }
 
-        var snapshot = await notifier.snapshot
+        var snapshot = notifier.snapshot
         for _ in 0..<100 {
             if snapshot.breakerState != .closed { break }
             try await Task.sleep(for: .milliseconds(50))
-            snapshot = await notifier.snapshot
+            snapshot = notifier.snapshot
         }
         running.cancel()
         _ = try? await running.value
@@ -271,7 +271,7 @@ import Glibc
         #expect(snapshot.alertsRejected == 0)
         let requests = try await consumer.stats()
         #expect(requests.requests == 2 && requests.by_status["404"] == 2, "\(requests.by_status)")
-        #expect(await notifier.pendingAlerts().count == 1)
+        #expect(notifier.pendingAlerts().count == 1)
     }
 }
 

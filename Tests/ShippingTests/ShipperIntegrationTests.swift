@@ -20,7 +20,7 @@ import Testing
     /// Runs a shipper until the outbox is empty or `seconds` pass; returns the shipper's status.
     @discardableResult
     func ship(
-        _ outbox: FilledOutbox, to sink: any EventSink, settings: ShipperSettings = fast, seconds: Double = 20,
+        _ outbox: FilledOutbox, to sink: any Sink, settings: ShipperSettings = fast, seconds: Double = 20,
         until done: (@Sendable (OutboxStats) -> Bool)? = nil
     ) async throws -> ShipperSnapshot {
         let service = ShipperService(database: outbox.database, sink: sink, settings: settings, logger: Self.quietLogger)

@@ -1,0 +1,261 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// How a delivery loop retries and protects its endpoint.
+struct DeliveryPolicy: Sendable {
+    var retry: RetryPolicy
+    var failureThreshold: Int
+    var openSeconds: Double
+    /// The longest wait between rounds: how soon a due item, a clock step or a wake-up is seen.
+    var pollSeconds: Double
+    /// How long a graceful shutdown keeps delivering what the source drains.
+    var drainSeconds: Double
+}
+
+/// How a loop names its endpoint in the log.
+struct DeliveryEndpoint: Sendable {
+    /// The `sink.type` log field, read at each use (the shipper's sink can be replaced).
+    var type: @Sendable () -> String
+    /// Who refuses a request, in a sentence: "the sink", "alertmanager".
+    var name: String
+    /// What a person checks when the endpoint refuses the requests.
+    var refusalHint: String
+    /// The log field listing the first items of a refused batch.
+    var itemsKey: String
+}
+
+/// Delivers a source's items to an endpoint at least once: the loop of the shipper (outbox →
+/// sink) and of the Alertmanager notifier (alert book → Alertmanager).
+///
+/// Each round takes a batch of due items, sends it and records the outcome with the source: an
+/// acknowledgement; a retryable failure, retried with `RetryPolicy`'s full-jitter backoff and the
+/// endpoint's Retry-After (which pauses all sending); or a verdict (400, 413, 422), bisected so one
+/// bad item cannot hold the others back, down to the one item it is about, which the source
+/// refuses (dead letters, not sent again). Consecutive failures open the circuit breaker, and
+/// nothing is sent while it is open. A graceful shutdown keeps delivering what the source drains
+/// for `drainSeconds`.
+///
+/// Retry times, the pause and the breaker are wall times (the outbox's retry times are stored and
+/// outlive the process), so a step back of the wall clock is noticed at the next round and every
+/// wait is bounded again by its longest legal length (`boundWaits`); a step forward only shortens
+/// waits. Between rounds the loop sleeps on the monotonic clock, at most `pollSeconds`.
+struct DeliveryLoop<Source: DeliverySource> {
+    var source: Source
+    let send: @Sendable ([Source.Item]) async -> ShipOutcome
+    let policy: DeliveryPolicy
+    let endpoint: DeliveryEndpoint
+    let logger: Logger
+    let status: DeliveryStatus
+    let now: @Sendable () -> Double
+    let onAttempt: @Sendable (ShipAttempt) -> Void
+    let onRefused: @Sendable (Int) -> Void
+    /// Runs before every round (the shipper shuts down sinks replaced since the last one).
+    let roundStarted: @Sendable () async -> Void
+    let wakeUp: WakeUp
+    var breaker: CircuitBreaker
+    var random = SystemRandomNumberGenerator()
+    /// A Retry-After from the endpoint pauses all sending until then.
+    var pausedUntil: Double = 0
+    /// The wall time of the previous round; nil before the first.
+    var previousNow: Double?
+
+    init(
+        source: Source, policy: DeliveryPolicy, endpoint: DeliveryEndpoint, logger: Logger, status: DeliveryStatus,
+        wakeUp: WakeUp = WakeUp(), now: @escaping @Sendable () -> Double,
+        onAttempt: @escaping @Sendable (ShipAttempt) -> Void = { _ in },
+        onRefused: @escaping @Sendable (Int) -> Void = { _ in },
+        roundStarted: @escaping @Sendable () async -> Void = {},
+        send: @escaping @Sendable ([Source.Item]) async -> ShipOutcome
+    ) {
+        self.source = source
+        self.policy = policy
+        self.endpoint = endpoint
+        self.logger = logger
+        self.status = status
+        self.wakeUp = wakeUp
+        self.now = now
+        self.onAttempt = onAttempt
+        self.onRefused = onRefused
+        self.roundStarted = roundStarted
+        self.send = send
+        breaker = CircuitBreaker(failureThreshold: policy.failureThreshold, openSeconds: policy.openSeconds)
+    }
+
+    /// Rounds until a graceful shutdown (or cancellation), then the drain.
+    mutating func run() async {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let wait = await step()
+            if wait > 0 {
+                await cancelWhenGracefulShutdown { [wakeUp] in await wakeUp.sleep(seconds: wait) }
+            }
+        }
+        // Graceful shutdown: keep delivering what the source drains until it is done or time is up.
+        source.startDrain()
+        let deadline = ContinuousClock.now + .milliseconds(Int64(policy.drainSeconds * 1000))
+        while !Task.isCancelled, ContinuousClock.now < deadline {
+            if await step() > 0 { break }
+        }
+    }
+
+    /// No wait may end later than its cap from `now`: Retry-After pauses and retries wait at most
+    /// `retry.cap_seconds`, an open breaker at most its longest open time, and the source bounds
+    /// its own. Run at the first round (the clock may have stepped back while the agent was down)
+    /// and whenever the wall clock went backwards since the previous round. Nothing is lost either
+    /// way; this only keeps a clock step back of an hour from holding deliveries for an hour.
+    mutating func boundWaits(now: Double, steppedBackFrom previous: Double?) {
+        let cap = policy.retry.capSeconds
+        pausedUntil = min(pausedUntil, now + cap)
+        breaker.bound(now: now)
+        do {
+            let moved = try source.boundWaits(now: now, retryCap: cap)
+            if let previous {
+                logger.notice(
+                    "wall clock stepped back; waits bounded again",
+                    metadata: ["sink.type": "\(endpoint.type())", "clock.step_seconds": "\(String(format: "%.3f", previous - now))",
+                               "retries.moved": "\(moved)"])
+            } else if moved > 0 {
+                logger.notice(
+                    "retries scheduled beyond the retry cap brought forward",
+                    metadata: ["sink.type": "\(endpoint.type())", "retries.moved": "\(moved)"])
+            }
+        } catch {
+            logger.error("cannot reschedule retries", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+        }
+    }
+
+    /// One round: sends one batch if it may. Returns how long to wait before the next round
+    /// (0: go on at once).
+    mutating func step() async -> Double {
+        await roundStarted()
+        let now = self.now()
+        if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
+        previousNow = now
+        source.prepare(now: now)
+        if now < pausedUntil { return min(pausedUntil - now, policy.pollSeconds) }
+        if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.pollSeconds) }
+        let batch: [Source.Item]
+        do {
+            batch = try source.take(now: now)
+        } catch {
+            logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+            return policy.pollSeconds
+        }
+        guard !batch.isEmpty else { return policy.pollSeconds }
+        let before = breaker.state
+        _ = breaker.allowsRequest(now: now)
+        if await deliver(batch) {
+            breaker.recordSuccess()
+        } else {
+            breaker.recordFailure(now: self.now())
+        }
+        if breaker.state != before {
+            logger.log(
+                level: breaker.state == .closed ? .info : .warning, "circuit breaker changed",
+                metadata: ["sink.type": "\(endpoint.type())", "breaker.from": "\(before.name)",
+                           "breaker.to": "\(breaker.state.name)", "breaker.failures": "\(breaker.consecutiveFailures)"])
+        }
+        let (state, failures) = (breaker.state, breaker.consecutiveFailures)
+        status.update {
+            $0.breakerState = state
+            $0.consecutiveFailures = failures
+        }
+        return 0
+    }
+
+    /// Sends a batch and records what became of each item. Returns whether the endpoint answered
+    /// (took or refused it), as opposed to failing or not being reached.
+    mutating func deliver(_ batch: [Source.Item]) async -> Bool {
+        let started = ContinuousClock.now
+        let outcome = await send(batch)
+        let elapsed = ContinuousClock.now - started
+        status.update { $0.requests += 1 }
+        let failure: ShipFailureReason? =
+            switch outcome {
+            case .delivered: nil
+            case .retryable(let reason, _, _), .rejected(let reason, _, _): reason
+            }
+        onAttempt(
+            ShipAttempt(
+                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                events: batch.count, failure: failure))
+        let now = self.now()
+        do {
+            switch outcome {
+            case .delivered:
+                try source.acknowledge(batch, now: now)
+                status.update {
+                    $0.delivered += batch.count
+                    $0.lastDeliveryAt = now
+                    $0.lastError = nil
+                    $0.endpointRefusal = nil
+                }
+                return true
+            case .retryable(let reason, let detail, let retryAfter):
+                retryLater(batch, reason: reason, detail: detail, retryAfter: retryAfter, now: now)
+                return false
+            case .rejected(let reason, let detail, let bisectable):
+                status.update {
+                    $0.failures[reason, default: 0] += 1
+                    $0.endpointRefusal = nil
+                }
+                if bisectable, batch.count > 1 {
+                    let middle = batch.count / 2
+                    guard await deliver(Array(batch[..<middle])) else {
+                        // The endpoint stopped answering halfway: the rest waits for the retry too.
+                        try source.retry(Array(batch[middle...]), at: now + policy.retry.baseSeconds, error: "bisection interrupted")
+                        return false
+                    }
+                    return await deliver(Array(batch[middle...]))
+                }
+                try source.refuse(batch, reason: "\(reason.rawValue): \(detail)", now: now)
+                onRefused(batch.count)
+                status.update {
+                    $0.refused += batch.count
+                    $0.lastError = detail
+                }
+                logger.error(
+                    "\(Source.refusalMessage)",
+                    metadata: ["sink.type": "\(endpoint.type())", "ship.reason": "\(reason.rawValue)",
+                               "ship.events": "\(batch.count)",
+                               "\(endpoint.itemsKey)": "\(batch.map(\.logName).prefix(5).joined(separator: ","))",
+                               "error": "\(detail)"])
+                return true
+            }
+        } catch {
+            // The source could not record the outcome: the items stay pending and go again.
+            logger.error("cannot record a delivery outcome", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+            if case .retryable = outcome { return false }
+            return true
+        }
+    }
+
+    /// A retryable failure: the batch is due again after a full-jitter backoff (at least the
+    /// Retry-After, which also pauses all sending).
+    private mutating func retryLater(
+        _ batch: [Source.Item], reason: ShipFailureReason, detail: String, retryAfter: Double?, now: Double
+    ) {
+        let attempt = (batch.map(\.attempts).min() ?? 1) - 1
+        let delay = policy.retry.delay(attempt: attempt, retryAfter: retryAfter, using: &random)
+        if let retryAfter { pausedUntil = max(pausedUntil, now + min(retryAfter, policy.retry.capSeconds)) }
+        do {
+            try source.retry(batch, at: now + delay, error: "\(reason.rawValue): \(detail)")
+        } catch {
+            logger.error("cannot record a delivery outcome", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+        }
+        status.update {
+            $0.failures[reason, default: 0] += 1
+            $0.lastError = detail
+            if reason.isEndpointRefusal { $0.endpointRefusal = String(detail.prefix(200)) }
+        }
+        // A refused request (a rotated token, a wrong URL) will not pass by itself.
+        logger.log(
+            level: reason.isEndpointRefusal ? .error : .warning,
+            reason.isEndpointRefusal
+                ? "\(endpoint.name) refused the request; check \(endpoint.refusalHint); will retry"
+                : "delivery failed; will retry",
+            metadata: ["sink.type": "\(endpoint.type())", "ship.reason": "\(reason.rawValue)",
+                       "ship.events": "\(batch.count)", "retry.in_seconds": "\(Int(delay.rounded()))",
+                       "error": "\(detail)"])
+    }
+}

@@ -1,0 +1,48 @@
+/// One item a delivery loop sends: an outbox event, an alert.
+protocol DeliveryItem: Sendable {
+    /// Attempts including the one being made: the loop backs off by the fewest of a batch.
+    var attempts: Int { get }
+    /// A short name for logs (an event id, an alert name).
+    var logName: String { get }
+}
+
+/// Where a `DeliveryLoop` takes its batches from and records what became of them: the outbox for
+/// the shipper, the alert book for the Alertmanager notifier.
+///
+/// The source owns the items' state: which are due, when a retried one is due again, what a
+/// refusal does to one. The loop owns everything about the endpoint: sending, classifying,
+/// backoff, Retry-After, the circuit breaker and the clock-step bounds. Times are wall seconds.
+protocol DeliverySource {
+    associatedtype Item: DeliveryItem
+
+    /// What the log says when the endpoint refused items for good, e.g. "… moved to the dead letters".
+    static var refusalMessage: String { get }
+
+    /// Work the source does at the start of every round, before anything is taken.
+    mutating func prepare(now: Double)
+
+    /// The next batch of due items, oldest first; empty when nothing is due.
+    mutating func take(now: Double) throws -> [Item]
+
+    /// The endpoint took `batch`: it counts as delivered.
+    mutating func acknowledge(_ batch: [Item], now: Double) throws
+
+    /// `batch` failed and is due again at `time`; `error` says why.
+    mutating func retry(_ batch: [Item], at time: Double, error: String) throws
+
+    /// The endpoint refused `batch` for good (a verdict on it): it is not sent again.
+    mutating func refuse(_ batch: [Item], reason: String, now: Double) throws
+
+    /// Brings every wait of the source that ends later than its cap from `now` (retries: `retryCap`)
+    /// back to it; returns how many items moved. Called when the wall clock went backwards.
+    mutating func boundWaits(now: Double, retryCap: Double) throws -> Int
+
+    /// A graceful shutdown began: from now on `take` offers only what must go before the process
+    /// ends.
+    mutating func startDrain()
+}
+
+extension DeliverySource {
+    func prepare(now: Double) {}
+    func startDrain() {}
+}

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// A sleep that another task can end early: a delivery loop waits on it between rounds, and a
+/// source with news (a committed threshold event) wakes it. Sleeps on the monotonic clock, so a
+/// wall-clock step cannot stretch a wait.
+final class WakeUp: Sendable {
+    private let state = Mutex<(sleeper: Task<Void, Never>?, pending: Bool)>((nil, false))
+
+    init() {}
+
+    /// Ends the current sleep; with none under way, the next one returns at once.
+    func wake() {
+        state.withLock { state in
+            if let sleeper = state.sleeper {
+                sleeper.cancel()
+            } else {
+                state.pending = true
+            }
+        }
+    }
+
+    /// Sleeps `seconds`, less when woken or when the calling task is cancelled.
+    func sleep(seconds: Double) async {
+        let sleeper = Task { _ = try? await Task.sleep(for: .milliseconds(Int64((seconds * 1000).rounded(.up)))) }
+        let woken = state.withLock { state in
+            if state.pending {
+                state.pending = false
+                return true
+            }
+            state.sleeper = sleeper
+            return false
+        }
+        if woken {
+            sleeper.cancel()
+            return
+        }
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
+        state.withLock { $0.sleeper = nil }
+    }
+}

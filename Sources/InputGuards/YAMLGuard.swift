@@ -1,3 +1,8 @@
+// This file is over 400 lines on purpose: it is one scanner that follows libyaml's token states
+// (quoted, plain and block scalars, comments, tags, flow collections) in one place, so that a
+// reader can check it against libyaml's scanner.c state by state; split, the states would be read
+// apart from the transitions between them.
+
 /// Why a YAML file was refused before it was parsed: too large, nested too deeply, or using an
 /// anchor or alias. `line` and `column` count from 1.
 public struct YAMLGuardError: Error, Sendable, Equatable, CustomStringConvertible {

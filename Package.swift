@@ -109,10 +109,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The tests' shared helpers (kernel fixtures, the agent as a child process, loopback HTTP,
+        // the schema validator, the fuzz inputs), one copy for every test target; a plain target
+        // under Tests/ so that nothing in Sources can link it.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Probes", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ProbesTests",
-            dependencies: ["Probes"],
-            exclude: ["Fixtures"],
+            dependencies: ["Probes", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -123,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageModelTests",
-            dependencies: ["UsageModel"],
+            dependencies: ["UsageModel", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -137,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "ShippingTests",
             dependencies: [
-                "hostmeter", "Shipping", "Outbox", "UsageModel",
+                "Shipping", "Outbox", "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -148,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "AgentAPITests",
             dependencies: [
-                "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "Shipping", "UsageModel",
+                "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "Shipping", "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -156,7 +169,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -165,9 +177,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "hostmeterTests",
+            name: "HostMeterAgentTests",
             dependencies: [
-                "hostmeter", "HostMeterAgent", "Outbox", "Probes", "Shipping", "UsageModel",
+                "AgentAPI", "HostMeterAgent", "Metering", "Outbox", "Probes", "TestSupport", "UsageModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The tests that run the real `hostmeter` binary as a child process.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "hostmeter", "Outbox", "Probes", "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

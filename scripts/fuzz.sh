@@ -90,7 +90,7 @@ module Metering "" Sources/Metering/{ThresholdRule,InstanceManifest,InstanceIden
 module AgentAPI "Metering" \
   Sources/AgentAPI/{ListenAddress,ManifestProblem,ThresholdRulesRequest,InstanceManifestRequest,YAMLGuard}.swift
 module HostMeterAgent "Yams Probes UsageModel Metering AgentAPI" \
-  Sources/HostMeterAgent/{AgentConfiguration,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory,ManifestReader}.swift
+  Sources/HostMeterAgent/{AgentConfiguration*,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory,ManifestReader}.swift
 
 agent_binary=$build/agent-fuzz
 agent_sources=(fuzz/common/*.swift fuzz/agent/*.swift)

@@ -4,8 +4,10 @@ import Testing
 
 @testable import HostMeterAgent
 
-/// docs/CONFIG.md against the code: its key table lists exactly `AgentConfiguration.keys` with
-/// their defaults and reload behaviour, and the `HOSTMETER_…` overrides it describes work so.
+/// docs/CONFIG.md against the code: its key table is `AgentConfiguration.keys`, row for row (path,
+/// default, reload class, description); the defaults and ranges the table gives are what the
+/// parser does, its reload column is what a SIGHUP does, and the `HOSTMETER_…` overrides it
+/// describes work so.
 @Suite struct ConfigDocsTests {
     struct Row: Equatable {
         var path: String
@@ -62,6 +64,68 @@ import Testing
             #expect(
                 row.reload == (key.reloadable ? "SIGHUP" : "restart"),
                 "\(key.path): docs say \(row.reload), the key is \(key.reloadable ? "" : "not ")reloadable")
+        }
+    }
+
+    /// The docs' table is the key table rendered, in its order: a key's description is changed in
+    /// ConfigurationKeys.swift and the row copied from the failure's expected text.
+    @Test func tableIsTheKeyTableRendered() throws {
+        let documented = try Self.documentedKeys()
+        let rendered = AgentConfiguration.keys.map(\.documentationRow)
+        #expect(documented.map(\.path) == AgentConfiguration.keys.map(\.path), "the docs list the keys in another order")
+        for (row, expected) in zip(documented, rendered) {
+            let line = "| `\(row.path)` | `\(row.defaultText)` | \(row.reload) | \(row.description) |"
+            #expect(line == expected, "docs/CONFIG.md's row differs from the key table; expected:\n\(expected)")
+        }
+    }
+
+    // MARK: Defaults and ranges
+
+    /// Keys whose default the table gives in words rather than as a YAML value.
+    static let defaultsInWords: Set<String> = [
+        "host_id", "sample_seconds", "instance_sample_seconds", "host.instance_id", "sink.path", "probes.collectors",
+        "probes.disks.exclude", "probes.interfaces.exclude", "probes.filesystems.exclude_types",
+    ]
+
+    /// Setting a key to the default the table shows changes nothing: the parser's defaults are the
+    /// table's.
+    @Test(arguments: AgentConfiguration.keys.map(\.path))
+    func theTablesDefaultIsTheParsersDefault(path: String) throws {
+        let key = try #require(AgentConfiguration.keys.first { $0.path == path })
+        guard !Self.defaultsInWords.contains(path) else { return }
+        let unset = try AgentConfiguration.parse("{}")
+        #expect(try AgentConfiguration.parse(Self.yaml(path, key.defaultValue)) == unset, "\(path): \(key.defaultValue)")
+    }
+
+    /// A number just below the table's range is refused with the table's bounds, and the bound
+    /// itself is taken (where nothing else forbids it): the parser's ranges are the table's.
+    @Test(arguments: AgentConfiguration.keys.filter { $0.range != nil }.map(\.path))
+    func theTablesRangeIsTheParsersRange(path: String) throws {
+        let key = try #require(AgentConfiguration.keys.first { $0.path == path })
+        let below: String
+        let bounds: String
+        switch try #require(key.range) {
+        case .integer(let range):
+            below = "\(range.lowerBound - 1)"
+            bounds = "must be between \(range.lowerBound) and \(range.upperBound)"
+            // instance_sample_seconds must also be a multiple of sample_seconds (5 by default).
+            if path != "instance_sample_seconds" {
+                #expect(throws: Never.self) { try AgentConfiguration.parse(Self.yaml(path, "\(range.lowerBound)")) }
+            }
+        case .decimal(let range):
+            below = "\(range.lowerBound / 2)"
+            bounds = "must be between \(range.lowerBound) and \(range.upperBound)"
+            // retry.cap_seconds may not be below retry.base_seconds (1 by default).
+            if path != "retry.cap_seconds" {
+                #expect(throws: Never.self) { try AgentConfiguration.parse(Self.yaml(path, "\(range.lowerBound)")) }
+            }
+        }
+        do {
+            _ = try AgentConfiguration.parse(Self.yaml(path, below))
+            Issue.record("\(path): \(below) was accepted")
+        } catch {
+            #expect(error.key == path)
+            #expect(error.message.hasPrefix(bounds), "\(path): \(error)")
         }
     }
 
@@ -145,7 +209,7 @@ import Testing
         let old = try AgentConfiguration.parse("{}")
         let new = try AgentConfiguration.parse(Self.yaml(path, other))
         #expect(new != old, "\(path): \(other) does not change the configuration")
-        let restart = ConfigurationReloader.restartOnlyChanges(old, new)
+        let restart = AgentConfiguration.restartOnlyChanges(old, new)
         var rest = new
         rest.sink = old.sink
         rest.thresholds = old.thresholds
@@ -155,7 +219,7 @@ import Testing
             let onlyLiveParts = rest == old
             #expect(onlyLiveParts, "\(path) is documented as SIGHUP but is not part of what a reload applies")
         } else {
-            #expect(!restart.isEmpty, "\(path) is documented as restart but a reload does not report it")
+            #expect(restart == [path], "\(path) is documented as restart but a reload reports \(restart)")
         }
     }
 

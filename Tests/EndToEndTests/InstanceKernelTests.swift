@@ -57,16 +57,8 @@ struct InstanceKernelTests {
         }
         let agent = try Agent(hostEnabled: false)
         defer { agent.remove() }
-        try agent.writeManifest(
-            "vm-burn", "user_id: u-burn\norg_id: o-burn\ncgroup: \(cgroup.relativePath)\nvcpus: 1\n")
-        try cgroup.add(burner.pid)
-        try await agent.start()
-
         // The agent's first sample of the instance is its baseline; the burner is still stopped.
-        let running = try await agent.wait(within: 15) {
-            try agent.get("/instances/vm-burn").json["running"] as? Bool == true
-        }
-        try #require(running, "vm-burn never ran; stderr:\n\(agent.stderr)")
+        try await agent.startMetering("vm-burn", cgroup: cgroup, burner: burner)
 
         let cgroupBefore = try cgroup.cpuNanoseconds()
         let processBefore = try burner.cpuNanoseconds()
@@ -250,14 +242,7 @@ struct InstanceKernelTests {
         }
         let agent = try Agent(hostEnabled: true)
         defer { agent.remove() }
-        let manifest = try agent.writeManifest(
-            "vm-burn", "user_id: u-burn\norg_id: o-burn\ncgroup: \(cgroup.relativePath)\nvcpus: 1\n")
-        try cgroup.add(burner.pid)
-        try await agent.start()
-        let running = try await agent.wait(within: 15) {
-            try agent.get("/instances/vm-burn").json["running"] as? Bool == true
-        }
-        try #require(running, "vm-burn never ran; stderr:\n\(agent.stderr)")
+        let manifest = try await agent.startMetering("vm-burn", cgroup: cgroup, burner: burner)
 
         // A couple of seconds of CPU, then a sample after the burner stopped, so the agent's last
         // reading of the cgroup holds all of it.

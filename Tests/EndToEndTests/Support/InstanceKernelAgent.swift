@@ -50,6 +50,20 @@ final class InstanceKernelAgent {
         port = try await child.apiPort()
     }
 
+    /// Writes the manifest of `id` (user u-burn, org o-burn, one vCPU) metering `cgroup`, puts
+    /// `burner` (still stopped) into the cgroup, starts the agent and waits (at most 15 s) until it
+    /// reports the instance running; the manifest's path.
+    @discardableResult
+    func startMetering(_ id: String, cgroup: TemporaryCgroup, burner: StoppedChild) async throws -> URL {
+        let manifest = try writeManifest(id, "user_id: u-burn\norg_id: o-burn\ncgroup: \(cgroup.relativePath)\nvcpus: 1\n")
+        try cgroup.add(burner.pid)
+        try await start()
+        guard try await wait(within: 15, until: { try get("/instances/\(id)").json["running"] as? Bool == true }) else {
+            throw TestSupportError("\(id) never ran; stderr:\n\(stderr)")
+        }
+        return manifest
+    }
+
     var isRunning: Bool { child?.isRunning ?? false }
 
     /// Sends `signal` (SIGHUP, say) to the running agent.

@@ -303,7 +303,7 @@ extension AgentConfiguration {
         return sections
     }()
 
-    /// The names the section at `path` may hold; nil for a path that is no section.
+    /// The names the section at `path` may hold; a path that is no section is a mistake in the parser.
     static func keyNames(in path: String) -> Set<String> {
         guard let names = sections[path] else { preconditionFailure("no configuration section \(path)") }
         return names

@@ -114,10 +114,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The tests' shared helpers (kernel fixtures, the agent as a child process, loopback HTTP,
+        // the schema validator, the fuzz inputs), one copy for every test target; a plain target
+        // under Tests/ so that nothing in Sources can link it.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Probes", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ProbesTests",
-            dependencies: ["Probes"],
-            exclude: ["Fixtures"],
+            dependencies: ["Probes", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -128,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageModelTests",
-            dependencies: ["UsageModel"],
+            dependencies: ["UsageModel", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -142,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "ShippingTests",
             dependencies: [
-                "hostmeter", "Shipping", "Outbox", "UsageModel",
+                "Shipping", "Outbox", "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,7 +167,7 @@ let package = Package(
             name: "AgentAPITests",
             dependencies: [
                 "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "Shipping",
-                "UsageModel",
+                "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -163,7 +176,6 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -172,12 +184,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "hostmeterTests",
+            name: "HostMeterAgentTests",
             dependencies: [
-                "hostmeter", "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState",
-                "Shipping", "UsageModel",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
+                "UsageModel",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The tests that run the real `hostmeter` binary as a child process.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "hostmeter", "Outbox", "Probes", "TestSupport", "UsageModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],

@@ -87,10 +87,12 @@ module Yams "" "$yams"/Yams/*.swift
 module Probes "" Sources/Probes/*.swift
 module UsageModel "" Sources/UsageModel/UsageSchemaVersion.swift
 module Metering "" Sources/Metering/{ThresholdRule,InstanceManifest,InstanceIdentity}.swift
+module InputGuards "" Sources/InputGuards/YAMLGuard.swift
+module RuntimeState "" Sources/RuntimeState/ManifestProblem.swift
 module AgentAPI "Metering" \
-  Sources/AgentAPI/{ListenAddress,ManifestProblem,ThresholdRulesRequest,InstanceManifestRequest,YAMLGuard}.swift
-module HostMeterAgent "Yams Probes UsageModel Metering AgentAPI" \
-  Sources/HostMeterAgent/{AgentConfiguration,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory,ManifestReader}.swift
+  Sources/AgentAPI/{APILimits,APITLSFiles,ListenAddress,ThresholdRulesRequest,InstanceManifestRequest}.swift
+module HostMeterAgent "Yams Probes UsageModel Metering AgentAPI InputGuards RuntimeState" \
+  Sources/HostMeterAgent/{AgentConfiguration*,ConfigNode,ConfigurationKeys,ConfigurationError,InstanceDirectory,ManifestReader}.swift
 
 agent_binary=$build/agent-fuzz
 agent_sources=(fuzz/common/*.swift fuzz/agent/*.swift)

@@ -69,7 +69,7 @@ public final class ConfigurationReloader: Sendable {
             logSettings.set(level: Logger.Level(new.log.level), format: LineLogHandler.Format(new.log.format))
             applied.append("log")
         }
-        let needRestart = Self.restartOnlyChanges(old, new)
+        let needRestart = AgentConfiguration.restartOnlyChanges(old, new)
         if !needRestart.isEmpty {
             logger.warning(
                 "configuration keys changed that apply only after a restart; their running values are kept",
@@ -86,28 +86,6 @@ public final class ConfigurationReloader: Sendable {
             "configuration reloaded",
             metadata: ["config": "\(path)", "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ","))"])
         return true
-    }
-
-    static func restartOnlyChanges(_ old: AgentConfiguration, _ new: AgentConfiguration) -> [String] {
-        var keys: [String] = []
-        if old.hostID != new.hostID { keys.append("host_id") }
-        if old.intervalSeconds != new.intervalSeconds { keys.append("interval_seconds") }
-        if old.sampleSeconds != new.sampleSeconds { keys.append("sample_seconds") }
-        if old.stateDirectory != new.stateDirectory { keys.append("state_dir") }
-        if old.instancesDirectory != new.instancesDirectory { keys.append("instances_dir") }
-        if old.instanceSampleSeconds != new.instanceSampleSeconds { keys.append("instance_sample_seconds") }
-        if old.maxInstances != new.maxInstances { keys.append("max_instances") }
-        if old.schemaVersion != new.schemaVersion { keys.append("schema_version") }
-        if old.api != new.api { keys.append("api") }
-        if old.host != new.host { keys.append("host") }
-        if old.sink.batchMaxEvents != new.sink.batchMaxEvents { keys.append("sink.batch_max_events") }
-        if old.retry != new.retry { keys.append("retry") }
-        if old.circuitBreaker != new.circuitBreaker { keys.append("circuit_breaker") }
-        if old.outbox != new.outbox { keys.append("outbox") }
-        if old.alerting != new.alerting { keys.append("alerting") }
-        if old.probes != new.probes { keys.append("probes") }
-        if old.gpu != new.gpu { keys.append("gpu") }
-        return keys
     }
 }
 

@@ -46,6 +46,29 @@ struct ConfigNode {
         return children
     }
 
+    /// The keys of this section of the configuration, refusing any that the key table
+    /// (`AgentConfiguration.keys`) does not list under it.
+    func section() throws(ConfigurationError) -> [String: ConfigNode] {
+        try mapping(allowed: AgentConfiguration.keyNames(in: key))
+    }
+
+    /// An integer within the range the key table gives this key.
+    func int(default value: Int) throws(ConfigurationError) -> Int {
+        try int(default: value, in: AgentConfiguration.key(key).integerRange)
+    }
+
+    /// A number within the range the key table gives this key.
+    func double(default value: Double) throws(ConfigurationError) -> Double {
+        try double(default: value, in: AgentConfiguration.key(key).decimalRange)
+    }
+
+    /// true or false; a missing or null node is `value`.
+    func bool(default value: Bool) throws(ConfigurationError) -> Bool {
+        if isNull { return value }
+        guard let bool = node?.bool else { throw error("expected true or false") }
+        return bool
+    }
+
     private var scalarText: String? {
         guard let node, case .scalar(let scalar) = node else { return nil }
         return scalar.string

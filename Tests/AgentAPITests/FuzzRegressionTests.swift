@@ -1,6 +1,7 @@
 import Foundation
 import HostMeterAgent
 import Metering
+import TestSupport
 import Testing
 
 @testable import AgentAPI
@@ -8,35 +9,18 @@ import Testing
 @testable import InputGuards
 
 /// Inputs that the targets of fuzz/agent (the configuration, `api.listen`, manifest files, and the
-/// API's bodies with their stored forms) broke something with, kept under Fixtures/fuzz/<target>/
-/// (the folder is the target's name). Every one is fed to its target's entry point again, which
+/// API's bodies with their stored forms) broke something with, kept under
+/// Tests/Fixtures/fuzz/agent/<target>/ (the folder is the target's name). Every one is fed to its target's entry point again, which
 /// must answer with a value (a configuration parsed alike twice; rules and manifests stored and
 /// served as themselves) or with its typed error; the tests below it pin what the fix made of
 /// each. They live here because this target links every module those entry points are in.
 struct FuzzRegressionTests {
-    /// One kept input: the target folder it lies in and its file name.
-    struct Input: Sendable, CustomTestStringConvertible {
-        var target: String
-        var name: String
+    typealias Input = FuzzInput
 
-        var path: String { FuzzRegressionTests.folder + "/" + target + "/" + name }
-        var testDescription: String { target + "/" + name }
+    static let inputs = FuzzInput.all(harness: "agent")
 
-        func bytes() throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-    }
-
-    /// Tests/AgentAPITests/Fixtures/fuzz, found from this file's path: the folder is excluded from
-    /// the target, so it is no bundle resource.
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/fuzz").path
-
-    static let inputs: [Input] = {
-        let files = FileManager.default
-        let targets = (try? files.contentsOfDirectory(atPath: folder)) ?? []
-        return targets.sorted().flatMap { target in
-            ((try? files.contentsOfDirectory(atPath: folder + "/" + target)) ?? []).sorted().map { Input(target: target, name: $0) }
-        }
-    }()
+    /// A kept input of one of this harness's targets, by target and file name.
+    static func input(_ target: String, _ name: String) -> Input { Input(harness: "agent", target: target, name: name) }
 
     /// Each target's decoder, called as fuzz/agent/APIFuzzTargets.swift and ConfigFuzzTargets.swift
     /// call it, with the same checks on what it accepts.
@@ -148,7 +132,7 @@ struct FuzzRegressionTests {
 
     @Test(arguments: FuzzRegressionTests.inputs)
     func everyKeptInputIsAcceptedAsItselfOrRefusedWithItsError(input: Input) throws {
-        let run = try #require(Self.targets[input.target], "Fixtures/fuzz/\(input.target) is named after no fuzz target")
+        let run = try #require(Self.targets[input.target], "Tests/Fixtures/fuzz/agent/\(input.target) is named after no fuzz target")
         try run(try input.bytes())
     }
 
@@ -158,7 +142,7 @@ struct FuzzRegressionTests {
     /// last one used as a mapping key, make Yams' composer hash 2^26 nodes, for minutes, inside
     /// the sampler or at start. `YAMLGuard` refuses the first anchor before Yams composes.
     @Test func anAliasBombIsRefusedAtItsFirstAnchorBeforeYamsComposesIt() throws {
-        let configuration = String(decoding: try Input(target: "config", name: "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
+        let configuration = String(decoding: try Self.input("config", "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
         #expect(configuration.utf8.count < 500 && configuration.contains("? *z"))
         #expect {
             try AgentConfiguration.parse(configuration, file: "/fuzz/hostmeter.yaml")
@@ -166,7 +150,7 @@ struct FuzzRegressionTests {
             "\(error)".hasPrefix("/fuzz/hostmeter.yaml:2: an anchor (&a) at column 4: YAML anchors and aliases are not allowed")
         }
         let manifest = String(
-            decoding: try Input(target: "instance_manifest_file", name: "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
+            decoding: try Self.input("instance_manifest_file", "alias-bomb-as-mapping-key").bytes(), as: UTF8.self)
         guard case .failure(let problem) = InstanceDirectory.parse(manifest, file: "/fuzz/vm.yaml") else {
             Issue.record("the bomb was accepted as a manifest")
             return
@@ -179,7 +163,7 @@ struct FuzzRegressionTests {
     /// Found by the fuzzer: "[[]:1" was accepted with the host "[", which no resolver knows; the
     /// configuration passed `hostmeter config check` and the agent then failed to bind.
     @Test func aBracketInsideABracketedHostIsRefused() throws {
-        let address = String(decoding: try Input(target: "listen_address", name: "bracket-in-bracketed-host").bytes(), as: UTF8.self)
+        let address = String(decoding: try Self.input("listen_address", "bracket-in-bracketed-host").bytes(), as: UTF8.self)
         #expect(address == "[[]:1")
         #expect(throws: ListenAddressError.self) { try ListenAddress.parse(address) }
         #expect(throws: ConfigurationError.self) { try AgentConfiguration.parse("api: {listen: \"[[]:1\"}") }
@@ -206,7 +190,7 @@ struct FuzzRegressionTests {
     /// the same path was refused ("instance_id: must be …"): JSONSerialization had dropped the
     /// U+FEFF from the body's `instance_id`, not from the path's.
     @Test func aPathIDStartingWithUFEFFCanBePutBackFromItsGET() throws {
-        let (id, body) = Self.pathAndBody(try Input(target: "instance_manifest_request", name: "path-id-starting-with-bom").bytes())
+        let (id, body) = Self.pathAndBody(try Self.input("instance_manifest_request", "path-id-starting-with-bom").bytes())
         #expect(id == "\u{FEFF}7")
         let manifest = try InstanceManifestRequest.decode(body, instanceID: id)
         #expect(manifest.instanceID == id)
@@ -216,7 +200,7 @@ struct FuzzRegressionTests {
     /// Found by the fuzzer: a stored manifest whose cgroup has U+FEFF right after an escape lost it
     /// when its GET's body was put back, so the PUT changed the cgroup it meters.
     @Test func aStoredManifestWithUFEFFInItsCgroupIsPutBackUnchanged() throws {
-        let stored = Data(try Input(target: "instance_manifest", name: "bom-after-escape-in-cgroup").bytes())
+        let stored = Data(try Self.input("instance_manifest", "bom-after-escape-in-cgroup").bytes())
         let manifest = try InstanceManifest.decode(json: stored)
         #expect(manifest.cgroup == "machine.slice/macRang-qemu\\\u{FEFF}3\\x2dvm42.scope")
         #expect(try InstanceManifestRequest.decode(Self.getBody(manifest.json()), instanceID: "vm-42") == manifest)

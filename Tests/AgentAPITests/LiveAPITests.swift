@@ -5,14 +5,12 @@ import HostMeterAgent
 import Logging
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-let packageRoot = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The output of a tool run to completion (killed at `timeout`).
 struct ToolResult {
@@ -165,7 +163,7 @@ struct LiveAgent {
         let agent = try await LiveAgent.start()
         let result: ToolResult
         do {
-            let spec = packageRoot.appendingPathComponent("docs/openapi.yaml").path
+            let spec = TestPaths.file("docs/openapi.yaml").path
             result = try await runTool(
                 [
                     "schemathesis", "run", spec, "--url", agent.base, "--max-examples", "40", "--seed", "20261121",

@@ -1,6 +1,7 @@
 import AgentAPI
 import Foundation
 import HostMeterAgent
+import TestSupport
 import Testing
 import Yams
 import InputGuards
@@ -10,8 +11,8 @@ import InputGuards
 /// quoted, plain or block scalars, comments or tags. What it accepts, Yams composes without an
 /// anchor.
 @Suite struct YAMLGuardTests {
-    /// Tests/AgentAPITests/Fixtures/fuzz, as FuzzRegressionTests finds it.
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz")
+    /// Tests/Fixtures/fuzz/agent, as FuzzRegressionTests finds it.
+    static let fixtures = URL(fileURLWithPath: FuzzInput.folder(harness: "agent"))
 
     static func bomb(_ target: String) throws -> String {
         try String(contentsOf: fixtures.appendingPathComponent("\(target)/alias-bomb-as-mapping-key"), encoding: .utf8)
@@ -167,8 +168,7 @@ import InputGuards
     /// packaged and local configurations. Each is either refused for an anchor or alias that Yams
     /// indeed composes as one, or accepted and composed without any.
     @Test func theRepositorysYAMLIsJudgedAsYamsReadsIt() throws {
-        let root = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        let root = TestPaths.packageRoot
         var files = ["packaging/hostmeter.yaml", "config/hostmeter.local.yaml"].map { root.appendingPathComponent($0) }
         for folder in ["fuzz/corpus/config", "fuzz/corpus/instance_manifest_file"] {
             let directory = root.appendingPathComponent(folder)

@@ -1,33 +1,20 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Probes
 
-/// Inputs that the fuzz targets of fuzz/ broke a parser with, kept under Fixtures/fuzz/<target>/
-/// (the folder is the target's name). Every one is fed to its target's parser again, which must
+/// Inputs that the fuzz targets of fuzz/probes broke a parser with, kept under
+/// Tests/Fixtures/fuzz/probes/<target>/ (the folder is the target's name). Every one is fed to its target's parser again, which must
 /// answer with a value or a `ProbeError` and never trap; the tests below it pin what the fix made
 /// of each.
 struct FuzzRegressionTests {
-    /// One kept input: the target folder it lies in and its file name.
-    struct Input: Sendable, CustomTestStringConvertible {
-        var target: String
-        var name: String
+    typealias Input = FuzzInput
 
-        var path: String { FuzzRegressionTests.folder + "/" + target + "/" + name }
-        var testDescription: String { target + "/" + name }
+    static let inputs = FuzzInput.all(harness: "probes")
 
-        func bytes() throws -> [UInt8] { try FileReader.read(path) }
-    }
-
-    static let folder = Fixtures.root + "/fuzz"
-
-    static let inputs: [Input] = {
-        let files = FileManager.default
-        let targets = ((try? files.contentsOfDirectory(atPath: folder)) ?? []).filter { FileReader.isDirectory(folder + "/" + $0) }
-        return targets.sorted().flatMap { target in
-            ((try? files.contentsOfDirectory(atPath: folder + "/" + target)) ?? []).sorted().map { Input(target: target, name: $0) }
-        }
-    }()
+    /// A kept input of one of this harness's targets, by target and file name.
+    static func input(_ target: String, _ name: String) -> Input { Input(harness: "probes", target: target, name: name) }
 
     /// Each fuzz target's parser, called as fuzz/probes/ProbeFuzzTargets.swift calls it.
     static let parsers: [String: @Sendable ([UInt8]) throws(ProbeError) -> Void] = [
@@ -54,7 +41,7 @@ struct FuzzRegressionTests {
 
     @Test(arguments: FuzzRegressionTests.inputs)
     func everyKeptInputParsesOrIsRefusedWithAProbeError(input: Input) throws {
-        let parse = try #require(Self.parsers[input.target], "Fixtures/fuzz/\(input.target) is named after no fuzz target")
+        let parse = try #require(Self.parsers[input.target], "Tests/Fixtures/fuzz/probes/\(input.target) is named after no fuzz target")
         let bytes = try input.bytes()
         do throws(ProbeError) {
             try parse(bytes)
@@ -89,21 +76,21 @@ struct FuzzRegressionTests {
     /// Found by the fuzzer: "/" followed by U+06EA, a combining mark, is one Character, so the
     /// leading '/' was kept; joined under a mount point it made a doubled slash.
     @Test func aLeadingSlashBeforeACombiningMarkIsDropped() throws {
-        let path = String(decoding: try Input(target: "cgroup_path", name: "leading-slash-combining-mark").bytes(), as: UTF8.self)
+        let path = String(decoding: try Self.input("cgroup_path", "leading-slash-combining-mark").bytes(), as: UTF8.self)
         #expect(path == "/\u{6EA}")
         #expect(try CgroupReader.normalize(path) == "\u{6EA}")
     }
 
     /// Found by the fuzzer: "///+///\u{300}/" gave "+//\u{300}".
     @Test func doubledSlashesBeforeACombiningMarkAreFolded() throws {
-        let path = String(decoding: try Input(target: "cgroup_path", name: "doubled-slash-combining-mark").bytes(), as: UTF8.self)
+        let path = String(decoding: try Self.input("cgroup_path", "doubled-slash-combining-mark").bytes(), as: UTF8.self)
         #expect(try CgroupReader.normalize(path) == "+/\u{300}")
     }
 
     /// Written by hand from the two above: the same split let a `..` through, one level above
     /// the hierarchy's mount point, into a name that starts with the combining mark.
     @Test func aDotDotBeforeACombiningMarkIsRefused() throws {
-        let path = String(decoding: try Input(target: "cgroup_path", name: "dotdot-combining-mark").bytes(), as: UTF8.self)
+        let path = String(decoding: try Self.input("cgroup_path", "dotdot-combining-mark").bytes(), as: UTF8.self)
         #expect(path == "../\u{301}x")
         #expect(throws: ProbeError.invalid(path: path, reason: "a cgroup path may not contain '..'")) {
             try CgroupReader.normalize(path)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -12,18 +13,6 @@ import Glibc
 /// the CPU burner and the IO run one at a time on small build machines.
 @Suite(.serialized)
 struct InstanceKernelTests {
-    /// |measured − reference| ≤ tolerance × reference.
-    private func expectClose(
-        _ measured: UInt64, _ reference: UInt64, within tolerance: Double, _ what: String,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) {
-        let difference = Double(measured > reference ? measured - reference : reference - measured)
-        #expect(
-            difference <= tolerance * Double(reference),
-            "\(what): \(measured) vs \(reference) (\(String(format: "%.3f", difference / Double(max(reference, 1)) * 100)) %)",
-            sourceLocation: sourceLocation)
-    }
-
     // MARK: CPU
 
     @Test(
@@ -223,7 +212,7 @@ struct InstanceKernelTests {
                 return blocks * 1024
             }
         }
-        throw KernelFixtureError("\(major):\(minor) is not in /proc/partitions")
+        throw TestSupportError("\(major):\(minor) is not in /proc/partitions")
     }
 
     @Test(.enabled(if: KernelFixtures.rootBlockDevice != nil, "needs / on a block device"))

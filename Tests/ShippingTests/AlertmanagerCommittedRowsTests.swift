@@ -1,6 +1,7 @@
 import Foundation
 import Outbox
 import Testing
+import TestSupport
 import UsageModel
 
 @testable import Shipping

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Outbox
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Shipping

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Outbox
+import TestSupport
 import Testing
 
 @testable import Shipping

@@ -1,10 +1,7 @@
 import Foundation
+import TestSupport
 import Testing
 import UsageModel
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// ThresholdEvent v1.0: deterministic ids, the exact wire shape, and docs/schema/threshold-event-1.0.json
 /// checked by an independent validator (Python's `jsonschema`, draft 2020-12).
@@ -100,9 +97,7 @@ import Glibc
 
     // MARK: Schema
 
-    static let schema = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("docs/schema/threshold-event-1.0.json")
+    static let schema = TestPaths.file("docs/schema/threshold-event-1.0.json")
 
     @Test func encodedEventsMatchTheSchema() throws {
         let events = [
@@ -131,7 +126,7 @@ import Glibc
         }
     }
 
-    typealias Change = @Sendable (inout [String: Any]) -> Void
+    typealias Change = SchemaValidator.Change
 
     /// Changes to a valid event, by what they break; each must be rejected.
     static let wrong: [(String, Change)] = [
@@ -167,99 +162,6 @@ import Glibc
     @Test func schemaRejectsWrongEventsAndAcceptsRightOnes() throws {
         let base = try #require(
             try JSONSerialization.jsonObject(with: try ThresholdEventEncoder().encode(Self.event())) as? [String: Any])
-        let unchanged: [(String, Change)] = [("unchanged", { @Sendable _ in })]
-        let cases = unchanged + Self.stillValid + Self.wrong
-        let instances: [[String: Any]] = cases.map { _, change in
-            var event = base
-            change(&event)
-            return event
-        }
-        let verdicts = try SchemaValidator.validate(try JSONSerialization.data(withJSONObject: instances), schema: Self.schema)
-        try #require(verdicts.count == cases.count)
-        for (index, (what, _)) in cases.enumerated() {
-            if index <= Self.stillValid.count {
-                #expect(verdicts[index].isEmpty, "\(what): rejected: \(verdicts[index])")
-            } else {
-                #expect(!verdicts[index].isEmpty, "\(what): accepted, but the schema must reject it")
-            }
-        }
+        try SchemaValidator.expectVerdicts(base: base, stillValid: Self.stillValid, wrong: Self.wrong, schema: Self.schema)
     }
-}
-
-/// Python's jsonschema as an independent validator, run with a time limit and output in files so it
-/// cannot hang the tests on a pipe.
-private enum SchemaValidator {
-    static let missingJSONSchema: Int32 = 3
-
-    /// Validates each element of the JSON array `instances` against `schema`; returns the error
-    /// messages per element (none when valid).
-    static func validate(_ instances: Data, schema: URL) throws -> [[String]] {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hostmeter-threshold-schema-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let script = directory.appendingPathComponent("validate.py")
-        let input = directory.appendingPathComponent("instances.json")
-        let output = directory.appendingPathComponent("stdout")
-        let errors = directory.appendingPathComponent("stderr")
-        try Data(validatorScript.utf8).write(to: script)
-        try instances.write(to: input)
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        FileManager.default.createFile(atPath: errors.path, contents: nil)
-        let out = try FileHandle(forWritingTo: output)
-        let err = try FileHandle(forWritingTo: errors)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, schema.path, input.path]
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        let stderr = String(decoding: try Data(contentsOf: errors), as: UTF8.self)
-        try #require(
-            process.terminationStatus != missingJSONSchema,
-            "Python's jsonschema is not importable: run scripts/deps.sh --test (\(stderr))")
-        try #require(process.terminationStatus == 0, "the validator failed (\(process.terminationStatus)): \(stderr)")
-        let stdout = try Data(contentsOf: output)
-        return try #require(
-            try JSONSerialization.jsonObject(with: stdout) as? [[String]],
-            "validator output: \(String(decoding: stdout, as: UTF8.self))")
-    }
-
-    static let validatorScript = #"""
-        import json, sys
-        try:
-            import jsonschema
-        except ImportError as error:
-            print(f"cannot import jsonschema: {error}; run scripts/deps.sh --test", file=sys.stderr)
-            sys.exit(3)
-
-        with open(sys.argv[1]) as f:
-            schema = json.load(f)
-        with open(sys.argv[2]) as f:
-            instances = json.load(f)
-
-        Validator = jsonschema.Draft202012Validator
-        if schema.get("$schema") != "https://json-schema.org/draft/2020-12/schema":
-            print(f"the schema is not draft 2020-12: {schema.get('$schema')!r}", file=sys.stderr)
-            sys.exit(2)
-        try:
-            Validator.check_schema(schema)
-        except jsonschema.exceptions.SchemaError as error:
-            print(f"invalid schema: {error}", file=sys.stderr)
-            sys.exit(2)
-        validator = Validator(schema, format_checker=Validator.FORMAT_CHECKER)
-        verdicts = []
-        for instance in instances:
-            errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-            verdicts.append([f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors])
-        json.dump(verdicts, sys.stdout)
-        """#
 }

@@ -1,4 +1,4 @@
-import AgentAPI
+import InputGuards
 internal import CYaml
 
 /// `yaml_guard`: `YAMLGuard` against libyaml's own scanner, the C code Yams composes from.

@@ -1,17 +1,13 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Probes
 
-/// The fixture trees under Tests/ProbesTests/Fixtures, read from the source tree: the folder is
-/// excluded from the target, so it is found from this file's own path rather than from a bundle.
+/// The kernel fixture trees under Tests/Fixtures, read from the source tree (TestSupport finds it).
 enum Fixtures {
-    /// Tests/ProbesTests/Fixtures.
-    static let root: String = {
-        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-        components.removeLast(2)  // "Support", "Fixtures.swift"
-        return components.joined(separator: "/") + "/Fixtures"
-    }()
+    /// Tests/Fixtures.
+    static let root = TestPaths.fixtures.path
 
     /// The tree captured from a real machine; `uname -r` is in its UNAME file.
     static let linux618 = root + "/linux-6.18.44-fc-v509"

@@ -1,0 +1,51 @@
+import Foundation
+
+extension AgentConfiguration {
+    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, file, stdout }
+
+    /// `sink:`: where delivered events go and how they are sent there.
+    public struct Sink: Sendable, Equatable {
+        public var type: SinkType = .file
+        public var url: String?
+        /// nil: `<state_dir>/events.jsonl`.
+        public var path: String?
+        public var tokenFile: String?
+        public var batchMaxEvents = 500
+        public var timeoutSeconds = 30.0
+        public var connectTimeoutSeconds = 10.0
+        /// A PEM file of CA certificates to trust for https instead of the system's.
+        public var caFile: String?
+        /// Extra request headers.
+        public var headers: [String: String] = [:]
+    }
+}
+
+extension AgentConfiguration.Sink {
+    /// The `sink:` section; an http or cloudevents sink needs an http:// or https:// url.
+    init(_ node: ConfigNode) throws(ConfigurationError) {
+        self.init()
+        let keys = try node.section()
+        type = try keys["type"]?.choice(default: type) ?? type
+        url = try keys["url"]?.optionalString()
+        path = try keys["path"]?.optionalString()
+        tokenFile = try keys["token_file"]?.optionalString()
+        batchMaxEvents = try keys["batch_max_events"]?.int(default: batchMaxEvents) ?? batchMaxEvents
+        timeoutSeconds = try keys["timeout_seconds"]?.double(default: timeoutSeconds) ?? timeoutSeconds
+        connectTimeoutSeconds = try keys["connect_timeout_seconds"]?.double(default: connectTimeoutSeconds)
+            ?? connectTimeoutSeconds
+        caFile = try keys["ca_file"]?.optionalString()
+        if let headers = keys["headers"] {
+            for (name, value) in try headers.mapping(allowed: nil) {
+                guard let text = try value.optionalString(), !name.isEmpty,
+                    name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) })
+                else { throw value.error("headers need a token name and a string value") }
+                self.headers[name] = text
+            }
+        }
+        if type == .http || type == .cloudevents {
+            guard let url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
+                throw (keys["url"] ?? node.child("url")).error("sink type \(type.rawValue) needs an http:// or https:// url")
+            }
+        }
+    }
+}

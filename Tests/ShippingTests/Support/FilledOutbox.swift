@@ -1,0 +1,32 @@
+import Foundation
+import Outbox
+import UsageModel
+
+/// A temporary outbox filled with contiguous usage events of one instance.
+struct FilledOutbox {
+    let database: AgentDatabase
+    let directory: URL
+    let eventIDs: [String]
+
+    init(events count: Int, instance: String = "vm-1") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        database = try AgentDatabase.open(path: directory.appendingPathComponent("hostmeter.sqlite").path)
+        let encoder = UsageEventEncoder()
+        var events: [OutboxEvent] = []
+        var ids: [String] = []
+        for index in 0..<count {
+            let period = Period(start: 1_763_726_400 + Int64(index) * 30, end: 1_763_726_430 + Int64(index) * 30)
+            let event = UsageEvent(
+                hostID: "host-1", instanceID: instance, userID: "u-1", orgID: nil, period: period,
+                metrics: UsageMetrics(cpuSeconds: Int64(index % 7), memoryGB: 1.5, storageGB: 20), timestamp: period.end)
+            ids.append(event.eventID)
+            events.append(
+                OutboxEvent(
+                    eventID: event.eventID, eventType: event.eventType, instanceID: instance,
+                    periodStart: period.start, periodEnd: period.end, payload: try encoder.encode(event)))
+        }
+        try database.commit(MeteringCommit(events: events))
+        eventIDs = ids
+    }
+}

@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "MeteringTests",
             dependencies: [
-                "Metering", "Probes", "UsageModel",
+                "Metering", "Probes", "TestSupport", "UsageModel",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings

@@ -86,7 +86,7 @@ done
 module Yams "" "$yams"/Yams/*.swift
 module Probes "" Sources/Probes/*.swift
 module UsageModel "" Sources/UsageModel/UsageSchemaVersion.swift
-module Metering "" Sources/Metering/{ThresholdRule,InstanceManifest,InstanceIdentity}.swift
+module Metering "" Sources/Metering/{FieldKey,ThresholdRule,InstanceManifest,InstanceIdentity}.swift
 module InputGuards "" Sources/InputGuards/YAMLGuard.swift
 module RuntimeState "" Sources/RuntimeState/ManifestProblem.swift
 module AgentAPI "Metering" \

@@ -24,13 +24,7 @@ enum InstanceManifestRequest {
     private struct Body: DecodableWithConfiguration {
         var manifest: InstanceManifest
 
-        private struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(_ string: String) { stringValue = string }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
+        private typealias Key = FieldKey
 
         init(from decoder: any Decoder, configuration instanceID: String) throws {
             let container: KeyedDecodingContainer<Key>

@@ -233,13 +233,7 @@ public struct ThresholdRule: Sendable, Equatable, Codable {
 
     // MARK: Codable
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
+    private typealias Key = FieldKey
 
     public init(from decoder: any Decoder) throws {
         do {

@@ -2,6 +2,7 @@ import Foundation
 import PropertyBased
 import Probes
 import Testing
+import TestSupport
 import UsageModel
 
 @testable import Metering

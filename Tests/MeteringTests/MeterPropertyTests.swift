@@ -2,6 +2,7 @@ import Foundation
 import PropertyBased
 import Probes
 import Testing
+import TestSupport
 import UsageModel
 
 @testable import Metering
@@ -25,18 +26,6 @@ import UsageModel
             #expect(replay.events == simulation.events, "seed \(seed): restarts changed the events")
             #expect(replay.state == simulation.state, "seed \(seed): restarts changed the checkpoint")
         }
-    }
-}
-
-/// A deterministic random source, so a failing seed reproduces.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,6 +1,7 @@
 import PropertyBased
 import Probes
 import Testing
+import TestSupport
 import UsageModel
 
 @testable import Metering

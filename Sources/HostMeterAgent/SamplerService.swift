@@ -69,6 +69,7 @@ public struct SamplerService: Service {
                     outbox = step.outbox
                     log(step.step)
                 } else {
+                    outbox = (try? recorder.database.stats()) ?? outbox
                     logger.error("sample has no boot ID; not metered")
                 }
             case .failure(let error):

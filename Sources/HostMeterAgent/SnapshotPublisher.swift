@@ -47,8 +47,9 @@ public struct SnapshotPublisher: Sendable {
         var events: [String: Int] = [:]
         for event in step?.events ?? [] { events[event.eventType, default: 0] += 1 }
         metrics.recordSample(
-            wallNanos: sample.time.wallNanos, failures: sample.failures.map(\.collector.rawValue), durationNanos: durationNanos, events: events,
-            periods: step?.events.count ?? 0, gaps: step?.gaps.map(\.reason.rawValue) ?? [],
+            wallNanos: sample.time.wallNanos, failures: sample.failures.map(\.collector.rawValue),
+            durationNanos: durationNanos, events: events, periods: step?.events.count ?? 0,
+            gaps: step?.gaps.map(\.reason.rawValue) ?? [],
             collectors: machine.reports.map { (name: $0.collector, nanoseconds: $0.nanoseconds, succeeded: $0.succeeded) })
         if storeError != nil { metrics.recordStoreFailure() }
 

@@ -85,6 +85,21 @@ class ReadError(Exception):
 # ----------------------------------------------------------------------------------------- Swift text
 
 
+def _block_comment_end(source: str, i: int) -> int:
+    """The index just after the block comment that opens at ``i`` (Swift's nest), or the end."""
+    depth, n = 0, len(source)
+    while i < n:
+        if source.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif source.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
 def mask_swift(source: str) -> str:
     """``source`` with comments and the contents of string and regex literals blanked (newlines kept,
     so line numbers stay), and code inside string interpolations kept."""
@@ -97,17 +112,7 @@ def mask_swift(source: str) -> str:
                 out[k] = " "
 
     def block_comment(i: int) -> int:
-        depth = 0
-        while i < n:
-            if source.startswith("/*", i):
-                depth, i = depth + 1, i + 2
-            elif source.startswith("*/", i):
-                depth, i = depth - 1, i + 2
-                if depth == 0:
-                    return i
-            else:
-                i += 1
-        return n
+        return _block_comment_end(source, i)
 
     def literal(i: int, hashes: int, closing: str, multiline: bool) -> int:
         """Blanks a literal's contents from ``i`` (after its opening delimiter); returns the index
@@ -248,17 +253,9 @@ def _strip_comments(source: str) -> str:
             end = source.find("\n", i)
             i = n if end < 0 else end
         elif source.startswith("/*", i):
-            depth = 0
-            while i < n:
-                if source.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif source.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                    if depth == 0:
-                        break
-                else:
-                    out.append("\n" if source[i] == "\n" else " ")
-                    i += 1
+            end = _block_comment_end(source, i)
+            out.append("".join("\n" if c == "\n" else " " for c in source[i:end]))
+            i = end
         elif source[i] == '"':
             match = STRING.match(source, i)
             end = match.end() if match else i + 1

@@ -8,8 +8,8 @@ public import UsageModel
 /// What one recorded sample produced: the engine's step, as stored, and the outbox after it.
 public struct RecordedStep: Sendable {
     public var step: MeteringStep
-    /// The outbox's figures as of the commit that stored the step.
-    public var outbox: OutboxStats
+    /// The outbox's figures as of the commit that stored the step (when asked for: `readingStats`).
+    public var outbox: OutboxStats?
 
     public var events: [UsageEvent] { step.events }
     public var gaps: [MeteringGap] { step.gaps }
@@ -86,7 +86,7 @@ public struct MeteringRecorder: Sendable {
     public mutating func record(
         _ sample: HostSample, instances observed: [InstanceObservation]? = nil,
         gpus: [(uuid: String, busyNanoseconds: UInt64)] = [], rules: [ThresholdRule] = [],
-        gauges: [ThresholdMetric: Double] = [:]
+        gauges: [ThresholdMetric: Double] = [:], readingStats: Bool = false
     ) throws(OutboxError) -> RecordedStep? {
         guard
             let step = engine.step(state, sample: sample, instances: observed, gpus: gpus, rules: rules, gauges: gauges)
@@ -97,7 +97,8 @@ public struct MeteringRecorder: Sendable {
         } catch {
             throw .failed(path: database.path, operation: "encode metering step", reason: "\(error)")
         }
-        let outbox = try database.commit(commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes)
+        let outbox = try database.commit(
+            commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes, readingStats: readingStats)
         state = step.state
         return RecordedStep(step: step, outbox: outbox)
     }

@@ -55,7 +55,8 @@ public struct SamplerService: Service {
                     try recorder.record(
                         sample.host, instances: sample.instances?.observations, gpus: sample.gpus?.counters() ?? [],
                         rules: thresholds.effective,
-                        gauges: ThresholdGauges.values(sample: sample.host, gpus: sample.gpus, outbox: outbox)))
+                        gauges: ThresholdGauges.values(sample: sample.host, gpus: sample.gpus, outbox: outbox),
+                        readingStats: true))
             } catch {
                 stored = .failure(error)
             }
@@ -66,7 +67,7 @@ public struct SamplerService: Service {
                     reportedStoreError = nil
                 }
                 if let step {
-                    outbox = step.outbox
+                    outbox = step.outbox ?? outbox
                     log(step.step)
                 } else {
                     outbox = (try? recorder.database.stats()) ?? outbox

@@ -200,9 +200,10 @@ public struct AgentDatabase: Sendable {
 
     // MARK: Metering
 
-    /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction, and
-    /// returns the outbox's figures as that transaction left them (read inside it, so they count
-    /// exactly what was committed).
+    /// Writes one metering step — checkpoints, events, gaps, baselines — in one transaction. With
+    /// `readingStats`, returns the outbox's figures as that transaction left them (read inside it,
+    /// so they count exactly what was committed); they take a scan of the outbox, which the sampler
+    /// does once per sample and a bulk writer should not do per commit.
     ///
     /// With `maxBytes`, a step that brings events is refused with `OutboxError.full` when the
     /// database is over the bound even after pruning audit records and merging old pending events
@@ -211,9 +212,10 @@ public struct AgentDatabase: Sendable {
     /// of `commits` get the stored events of their type once the transaction has committed.
     @discardableResult
     public func commit(
-        _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil
-    ) throws(OutboxError) -> OutboxStats {
-        guard !commit.isEmpty else { return try stats() }
+        _ commit: MeteringCommit, now: Int64 = Int64(Date().timeIntervalSince1970), maxBytes: Int? = nil,
+        readingStats: Bool = false
+    ) throws(OutboxError) -> OutboxStats? {
+        guard !commit.isEmpty else { return readingStats ? try stats() : nil }
         if let maxBytes, !commit.events.isEmpty { try makeRoom(maxBytes: maxBytes, now: now) }
         let feed = commits
         let followedTypes = feed.eventTypes
@@ -273,7 +275,7 @@ public struct AgentDatabase: Sendable {
                     try insert.execute(arguments: [record.rule, record.instanceID, String(decoding: record.state, as: UTF8.self)])
                 }
             }
-            return try Self.stats(db)
+            return readingStats ? try Self.stats(db) : nil
         }
     }
 

@@ -23,6 +23,9 @@ public struct InstanceSampling: Sendable {
     /// nil when the cgroup hierarchies could not be found: instances are then metered from their
     /// interfaces only, and those with a cgroup are not running.
     public let probe: InstanceProbe?
+    /// Each instance's cgroup and tap files, kept open between probes and closed when the instance
+    /// leaves the registry.
+    public let keptFiles = KeptInstances()
     let logger: Logger
 
     private var reportedProblems = Set<ManifestProblem>()
@@ -79,8 +82,9 @@ public struct InstanceSampling: Sendable {
             let id = manifest.instanceID
             let result: InstanceProbeResult
             if let probe {
-                result = probe.probe(
-                    InstanceTarget(cgroupPath: manifest.cgroup, interfaces: manifest.interfaces, disks: manifest.disks))
+                result = keptFiles.probe(
+                    probe, id: id,
+                    target: InstanceTarget(cgroupPath: manifest.cgroup, interfaces: manifest.interfaces, disks: manifest.disks))
             } else {
                 var unprobed = InstanceProbeResult()
                 unprobed.missing = ["no cgroup hierarchy is mounted"]
@@ -105,6 +109,7 @@ public struct InstanceSampling: Sendable {
         }
         previous = current
         let registered = Set(instances.map(\.manifest.instanceID))
+        keptFiles.retain(only: registered)
         for id in wasRunning.keys where !registered.contains(id) {
             wasRunning[id] = nil
             reportedErrors[id] = nil

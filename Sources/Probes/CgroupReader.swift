@@ -64,9 +64,9 @@ public struct CgroupUsage: Sendable, Equatable {
 /// Since Linux 6.x the v1 blkio.throttle counters only count on a device that has a throttle rule
 /// in some cgroup; where none is set they stay 0 (seen on 6.18).
 ///
-/// Each hierarchy's cgroup directory is opened once and its files read with openat(2): one path
+/// Each hierarchy's cgroup directory is opened once and its files opened with openat(2): one path
 /// walk per hierarchy, and values that all belong to the same cgroup even when it is recreated
-/// while being read.
+/// while being read. With a `KeptCgroup` the files stay open and are re-read with pread(2).
 public struct CgroupReader: Sendable {
     public let layout: CgroupLayout
     /// Prepended to every mount point, for fixture trees and an agent that sees the host's / under
@@ -82,6 +82,9 @@ public struct CgroupReader: Sendable {
     /// hybrid host that saves two failed opens per instance.
     private let unifiedMemory: Bool
     private let unifiedIO: Bool
+    /// The unified tree's files: cpu.stat always, memory and io files where no v1 hierarchy has
+    /// those controllers.
+    private let unifiedGroups: [[String]]
 
     public init(layout: CgroupLayout, root: String = "/") {
         self.layout = layout
@@ -99,6 +102,10 @@ public struct CgroupReader: Sendable {
         blkioBase = base(layout.controllers["blkio"])
         unifiedMemory = layout.controllers["memory"] == nil
         unifiedIO = layout.controllers["blkio"] == nil
+        var groups = [["cpu.stat"]]
+        if unifiedMemory { groups += [["memory.current"], ["memory.max"]] }
+        if unifiedIO { groups.append(["io.stat"]) }
+        unifiedGroups = groups
     }
 
     /// The cgroup's directory in the hierarchy mounted at `base`.
@@ -124,70 +131,123 @@ public struct CgroupReader: Sendable {
     /// prints it ("machine.slice/machine-qemu\\x2d1\\x2dvm42.scope"; a leading "/" is allowed).
     ///
     /// Throws `.missing` (`isMissing`) when no hierarchy has the cgroup: the instance is not
-    /// running. A file that cannot be parsed throws `.malformed` naming it.
+    /// running. A file that cannot be parsed throws `.malformed` naming it. Opens and closes every
+    /// file; `read(_:kept:buffer:)` keeps them open between reads.
     public func read(_ path: String) throws(ProbeError) -> CgroupUsage {
-        let relative = try Self.normalize(path)
+        try read(path, kept: KeptCgroup(), buffer: ReadBuffer(capacity: 1024))
+    }
+
+    /// As `read(_:)`, through the descriptors `kept` holds from earlier reads of the same path:
+    /// each file is read again with pread(2) and, once a descriptor fails (the cgroup was removed,
+    /// perhaps created again), the cgroup's directory is opened again by path, so the values and
+    /// the generation are those of the cgroup that is there now.
+    public func read(_ path: String, kept: KeptCgroup, buffer: ReadBuffer) throws(ProbeError) -> CgroupUsage {
+        if kept.path != path {
+            let relative = try Self.normalize(path)
+            kept.reset(
+                path: path,
+                directories: [unifiedBase, cpuacctBase, memoryBase, blkioBase].map { $0.map { directory($0, relative) } })
+        }
         guard unifiedBase != nil || cpuacctBase != nil || memoryBase != nil || blkioBase != nil else {
             throw .invalid(path: path, reason: "no cgroup hierarchy (cgroup2, or v1 cpuacct, memory or blkio) is mounted")
         }
         var usage = CgroupUsage()
         var generation: UInt64?
         var firstInode: UInt64?
+        let directories = kept.directories
 
-        if let base = unifiedBase, let cgroup = try OpenDirectory.open(directory(base, relative)) {
-            firstInode = try cgroup.inode()
-            if let bytes = try cgroup.read("cpu.stat") {
-                usage.cpuNanoseconds = try CgroupFiles.parseCPUStat(bytes, path: cgroup.filePath("cpu.stat"))
-                usage.sources.cpu = .v2
-                generation = firstInode
+        if let directory = directories[KeptCgroup.unified] {
+            var cpu: UInt64?
+            var memory: UInt64?
+            var memoryLimit: UInt64?
+            var io: CgroupIOBytes?
+            let inode = try kept.read(KeptCgroup.unified, directory, groups: unifiedGroups, buffer: buffer) {
+                (name, bytes, file) throws(ProbeError) in
+                switch name {
+                case "cpu.stat": cpu = try CgroupFiles.parseCPUStat(bytes, path: file)
+                case "memory.current": memory = try SingleValue.parseCounter(bytes, path: file)
+                // Read only for a cgroup with memory.current, as before files were kept.
+                case "memory.max" where memory != nil: memoryLimit = try Self.limit(bytes, path: file)
+                case "io.stat": io = try CgroupFiles.parseIOStat(bytes, path: file)
+                default: break
+                }
             }
-            if unifiedMemory, let bytes = try cgroup.read("memory.current") {
-                usage.memoryBytes = try SingleValue.parseCounter(bytes, path: cgroup.filePath("memory.current"))
-                usage.memoryLimitBytes = try limit(cgroup, "memory.max")
-                usage.sources.memory = .v2
-            }
-            if unifiedIO, let bytes = try cgroup.read("io.stat") {
-                let io = try CgroupFiles.parseIOStat(bytes, path: cgroup.filePath("io.stat"))
-                usage.ioReadBytes = io.readBytes
-                usage.ioWriteBytes = io.writeBytes
-                usage.sources.io = .v2
+            if let inode {
+                firstInode = inode
+                if let cpu {
+                    usage.cpuNanoseconds = cpu
+                    usage.sources.cpu = .v2
+                    generation = inode
+                }
+                if let memory {
+                    usage.memoryBytes = memory
+                    usage.memoryLimitBytes = memoryLimit
+                    usage.sources.memory = .v2
+                }
+                if let io {
+                    usage.ioReadBytes = io.readBytes
+                    usage.ioWriteBytes = io.writeBytes
+                    usage.sources.io = .v2
+                }
             }
         }
-        if usage.sources.cpu == nil, let base = cpuacctBase, let cgroup = try OpenDirectory.open(directory(base, relative)) {
-            let inode = try cgroup.inode()
-            if firstInode == nil { firstInode = inode }
-            if let bytes = try cgroup.read("cpuacct.usage") {
-                usage.cpuNanoseconds = try SingleValue.parseCounter(bytes, path: cgroup.filePath("cpuacct.usage"))
-                usage.sources.cpu = .v1
-                generation = inode
+        if usage.sources.cpu == nil, let directory = directories[KeptCgroup.cpuacct] {
+            var cpu: UInt64?
+            let inode = try kept.read(KeptCgroup.cpuacct, directory, groups: [["cpuacct.usage"]], buffer: buffer) {
+                (_, bytes, file) throws(ProbeError) in cpu = try SingleValue.parseCounter(bytes, path: file)
+            }
+            if let inode {
+                if firstInode == nil { firstInode = inode }
+                if let cpu {
+                    usage.cpuNanoseconds = cpu
+                    usage.sources.cpu = .v1
+                    generation = inode
+                }
             }
         }
-        if usage.sources.memory == nil, let base = memoryBase, let cgroup = try OpenDirectory.open(directory(base, relative)) {
-            if firstInode == nil { firstInode = try cgroup.inode() }
-            if let bytes = try cgroup.read("memory.usage_in_bytes") {
-                usage.memoryBytes = try SingleValue.parseCounter(bytes, path: cgroup.filePath("memory.usage_in_bytes"))
-                usage.memoryLimitBytes = try limit(cgroup, "memory.limit_in_bytes")
-                usage.sources.memory = .v1
+        if usage.sources.memory == nil, let directory = directories[KeptCgroup.memory] {
+            var memory: UInt64?
+            var memoryLimit: UInt64?
+            let inode = try kept.read(KeptCgroup.memory, directory, groups: Self.memoryV1Groups, buffer: buffer) {
+                (name, bytes, file) throws(ProbeError) in
+                if name == "memory.usage_in_bytes" {
+                    memory = try SingleValue.parseCounter(bytes, path: file)
+                } else if memory != nil {
+                    memoryLimit = try Self.limit(bytes, path: file)
+                }
+            }
+            if let inode {
+                if firstInode == nil { firstInode = inode }
+                if let memory {
+                    usage.memoryBytes = memory
+                    usage.memoryLimitBytes = memoryLimit
+                    usage.sources.memory = .v1
+                }
             }
         }
-        if usage.sources.io == nil, let base = blkioBase, let cgroup = try OpenDirectory.open(directory(base, relative)) {
-            if firstInode == nil { firstInode = try cgroup.inode() }
-            for name in Self.blkioFiles {
-                guard let bytes = try cgroup.read(name) else { continue }
-                let io = try CgroupFiles.parseBlkioServiceBytes(bytes, path: cgroup.filePath(name))
-                usage.ioReadBytes = io.readBytes
-                usage.ioWriteBytes = io.writeBytes
-                usage.sources.io = .v1
-                break
+        if usage.sources.io == nil, let directory = directories[KeptCgroup.blkio] {
+            var io: CgroupIOBytes?
+            let inode = try kept.read(KeptCgroup.blkio, directory, groups: [Self.blkioFiles], buffer: buffer) {
+                (_, bytes, file) throws(ProbeError) in io = try CgroupFiles.parseBlkioServiceBytes(bytes, path: file)
+            }
+            if let inode {
+                if firstInode == nil { firstInode = inode }
+                if let io {
+                    usage.ioReadBytes = io.readBytes
+                    usage.ioWriteBytes = io.writeBytes
+                    usage.sources.io = .v1
+                }
             }
         }
         guard let found = generation ?? firstInode else {
-            let first = unifiedBase ?? cpuacctBase ?? memoryBase ?? blkioBase ?? "/"
-            throw .missing(path: directory(first, relative))
+            let first = directories.lazy.compactMap { $0 }.first ?? "/"
+            throw .missing(path: first)
         }
         usage.generation = found
         return usage
     }
+
+    static let memoryV1Groups = [["memory.usage_in_bytes"], ["memory.limit_in_bytes"]]
 
     /// v1 blkio files in order of preference. The recursive ones count the cgroup's descendants
     /// like every other value read here (a VM manager may put QEMU's threads in child cgroups);
@@ -197,12 +257,9 @@ public struct CgroupReader: Sendable {
         "blkio.io_service_bytes_recursive", "blkio.io_service_bytes",
     ]
 
-    /// A memory limit, nil for none: absent, "max", or v1's page-counter maximum.
-    private func limit(_ cgroup: borrowing OpenDirectory, _ name: String) throws(ProbeError) -> UInt64? {
-        guard let bytes = try cgroup.read(name),
-            let value = try SingleValue.parse(bytes, path: cgroup.filePath(name)),
-            value < 1 << 62
-        else { return nil }
+    /// A memory limit, nil for none: "max", or v1's page-counter maximum.
+    static func limit(_ bytes: [UInt8], path: String) throws(ProbeError) -> UInt64? {
+        guard let value = try SingleValue.parse(bytes, path: path), value < 1 << 62 else { return nil }
         return value
     }
 }

@@ -86,36 +86,59 @@ final class BootCollector: HostCollector {
     }
 }
 
+/// /proc/stat, kept open (`KeptPath`); 16 KiB holds it with a few dozen CPUs and their `intr` line.
 struct CPUCollector: HostCollector {
-    let procFS: ProcFS
+    let file: KeptPath
     let userHZ: Int
+
+    init(procFS: ProcFS, userHZ: Int) {
+        file = KeptPath(procFS.path("stat"), capacity: 16 << 10)
+        self.userHZ = userHZ
+    }
+
     var kind: CollectorName { .cpu }
-    func collect(into sample: inout HostSample) throws(ProbeError) { sample.cpu = try procFS.stat(userHZ: userHZ) }
-}
-
-struct MemoryCollector: HostCollector {
-    let procFS: ProcFS
-    var kind: CollectorName { .memory }
-    func collect(into sample: inout HostSample) throws(ProbeError) { sample.memory = try procFS.meminfo() }
-}
-
-struct NetworkCollector: HostCollector {
-    let procFS: ProcFS
-    let interfaces: NameFilter
-    var kind: CollectorName { .network }
     func collect(into sample: inout HostSample) throws(ProbeError) {
-        sample.network = try procFS.netDev().filter { interfaces.selects($0.name) }
+        let userHZ = userHZ
+        sample.cpu = try file.read { (bytes, path) throws(ProbeError) in try Stat.parse(bytes, userHZ: userHZ, path: path) }
     }
 }
 
-struct LoadCollector: HostCollector {
-    let procFS: ProcFS
-    var kind: CollectorName { .load }
-    func collect(into sample: inout HostSample) throws(ProbeError) { sample.load = try procFS.loadAvg() }
+/// /proc/meminfo, kept open.
+struct MemoryCollector: HostCollector {
+    let file: KeptPath
+    init(procFS: ProcFS) { file = KeptPath(procFS.path("meminfo")) }
+    var kind: CollectorName { .memory }
+    func collect(into sample: inout HostSample) throws(ProbeError) { sample.memory = try file.read(Meminfo.parse(_:path:)) }
 }
 
+/// /proc/net/dev, kept open: the network namespace is the one the agent opened it in, as before.
+struct NetworkCollector: HostCollector {
+    let file: KeptPath
+    let interfaces: NameFilter
+
+    init(procFS: ProcFS, interfaces: NameFilter) {
+        file = KeptPath(procFS.path("net/dev"))
+        self.interfaces = interfaces
+    }
+
+    var kind: CollectorName { .network }
+    func collect(into sample: inout HostSample) throws(ProbeError) {
+        sample.network = try file.read(NetDev.parse(_:path:)).filter { interfaces.selects($0.name) }
+    }
+}
+
+/// /proc/loadavg, kept open.
+struct LoadCollector: HostCollector {
+    let file: KeptPath
+    init(procFS: ProcFS) { file = KeptPath(procFS.path("loadavg"), capacity: 256) }
+    var kind: CollectorName { .load }
+    func collect(into sample: inout HostSample) throws(ProbeError) { sample.load = try file.read(LoadAvg.parse(_:path:)) }
+}
+
+/// /proc/uptime, kept open.
 struct UptimeCollector: HostCollector {
-    let procFS: ProcFS
+    let file: KeptPath
+    init(procFS: ProcFS) { file = KeptPath(procFS.path("uptime"), capacity: 256) }
     var kind: CollectorName { .uptime }
-    func collect(into sample: inout HostSample) throws(ProbeError) { sample.uptime = try procFS.uptime() }
+    func collect(into sample: inout HostSample) throws(ProbeError) { sample.uptime = try file.read(Uptime.parse(_:path:)) }
 }

@@ -40,9 +40,10 @@ public struct DiskSelection: Sendable, Equatable {
     }
 }
 
-/// /proc/diskstats filtered by a `DiskSelection`.
+/// /proc/diskstats filtered by a `DiskSelection`, the file kept open.
 final class DiskCollector: HostCollector {
     let procFS: ProcFS
+    let file: KeptPath
     let sysFS: SysFS
     let selection: DiskSelection
     /// Selection answers by device: the name globs are matched and sysfs is asked once per device,
@@ -57,6 +58,7 @@ final class DiskCollector: HostCollector {
 
     init(procFS: ProcFS, sysFS: SysFS, selection: DiskSelection) {
         self.procFS = procFS
+        self.file = KeptPath(procFS.path("diskstats"))
         self.sysFS = sysFS
         self.selection = selection
     }
@@ -64,7 +66,7 @@ final class DiskCollector: HostCollector {
     var kind: CollectorName { .disk }
 
     func collect(into sample: inout HostSample) throws(ProbeError) {
-        sample.disks = try procFS.diskstats().filter(isSelected)
+        sample.disks = try file.read(Diskstats.parse(_:path:)).filter(isSelected)
     }
 
     private func isSelected(_ disk: DiskStats) -> Bool {

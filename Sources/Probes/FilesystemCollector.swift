@@ -36,6 +36,9 @@ public struct FilesystemSelection: Sendable, Equatable {
 /// show the same space again and would double storage_gb.
 final class FilesystemCollector: HostCollector {
     let procFS: ProcFS
+    /// /proc/self/mountinfo, kept open: "self" is resolved once, to this process, whose mount
+    /// namespace it shows.
+    let mountinfo: KeptPath
     /// The host's root as this process sees it (node_exporter's `--path.rootfs`): mount points are
     /// stat'ed under it, so an agent in a container with the host's / mounted at /host still works.
     let rootfs: String
@@ -46,6 +49,7 @@ final class FilesystemCollector: HostCollector {
 
     init(procFS: ProcFS, rootfs: String, selection: FilesystemSelection) {
         self.procFS = procFS
+        self.mountinfo = KeptPath(procFS.path("self/mountinfo"), capacity: 16 << 10)
         self.rootfs = rootfs
         self.selection = selection
     }
@@ -73,8 +77,10 @@ final class FilesystemCollector: HostCollector {
     /// at its first mount in the table, since bind mounts show the same space again and would
     /// double storage_gb.
     private func selectedMounts() throws(ProbeError) -> [MountInfo] {
-        let path = procFS.path("self/mountinfo")
-        let raw = try FileReader.read(path)
+        let path = mountinfo.path
+        // An unchanged table is compared and dropped, so the buffer's storage is only copied when
+        // the table changed and is stored below.
+        let raw = try mountinfo.read { (bytes, _) throws(ProbeError) in bytes }
         if let cached = selected.withLock({ $0.raw == raw ? $0.mounts : nil }) { return cached }
         var seen = Set<UInt64>()
         let mounts = try Mountinfo.parse(raw, path: path).filter { mount in

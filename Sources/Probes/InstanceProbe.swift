@@ -65,20 +65,29 @@ public struct InstanceProbe: Sendable {
         return InstanceProbe(layout: layout, sys: SysFS(root: sysRoot), rootfs: rootfs)
     }
 
-    /// Probes `target`; never throws, every failure is in the result.
+    /// Probes `target`; never throws, every failure is in the result. Opens and closes every file;
+    /// `KeptInstances.probe` keeps them open between probes.
     public func probe(_ target: InstanceTarget) -> InstanceProbeResult {
+        probe(target, files: KeptInstanceFiles(), buffer: ReadBuffer(capacity: 1024))
+    }
+
+    /// Probes `target` through the descriptors `files` keeps from earlier probes of the instance.
+    public func probe(_ target: InstanceTarget, files: KeptInstanceFiles, buffer: ReadBuffer) -> InstanceProbeResult {
         var result = InstanceProbeResult()
         if let path = target.cgroupPath {
             do throws(ProbeError) {
-                result.cgroup = try cgroups.read(path)
+                result.cgroup = try cgroups.read(path, kept: files.cgroup, buffer: buffer)
             } catch {
                 if error.isMissing { result.missing.append("cgroup \(path) missing") } else { result.errors.append(error) }
             }
+        } else {
+            files.cgroup.close()
         }
+        files.keepInterfaces(target.interfaces)
         result.interfaces.reserveCapacity(target.interfaces.count)
-        for name in target.interfaces {
+        for (name, kept) in zip(target.interfaces, files.interfaces) {
             do throws(ProbeError) {
-                result.interfaces.append(try sys.interfaceCounters(name))
+                result.interfaces.append(try sys.interfaceCounters(name, kept: kept, buffer: buffer))
             } catch {
                 if error.isMissing { result.missing.append("interface \(name) missing") } else { result.errors.append(error) }
             }

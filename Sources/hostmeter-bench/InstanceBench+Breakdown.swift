@@ -64,10 +64,13 @@ extension InstanceBench {
             let instances = timed("instances") { registry.instances }
             let probes = timed("probe") {
                 instances.map { instance in
-                    sampling.probe?.probe(
-                        InstanceTarget(
-                            cgroupPath: instance.manifest.cgroup, interfaces: instance.manifest.interfaces,
-                            disks: instance.manifest.disks)) ?? InstanceProbeResult()
+                    sampling.probe.map { probe in
+                        sampling.keptFiles.probe(
+                            probe, id: instance.manifest.instanceID,
+                            target: InstanceTarget(
+                                cgroupPath: instance.manifest.cgroup, interfaces: instance.manifest.interfaces,
+                                disks: instance.manifest.disks))
+                    } ?? InstanceProbeResult()
                 }
             }
             let readings = timed("readings") {

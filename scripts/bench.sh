@@ -3,7 +3,7 @@
 # BENCH_SCRATCH: the build folder to use instead of .build (e.g. .build-bench, .build-static).
 #   scripts/bench.sh [report] (the default) one JSON report on stdout (also to the file BENCH_OUT when
 #                             set), progress on stderr: host sample CPU, period close, outbox enqueue
-#                             and drain (file and HTTP), 1,000 instances (v2), /get with wrk, and a
+#                             and drain (file and HTTP), 1,000 instances (v2, real cgroups and veths), /get with wrk, and a
 #                             real `hostmeter run` at sample_seconds 1: RSS at rest and after an hour's
 #                             periods (BENCH_HOUR_PERIODS, 120), CPU per sample and per /metrics
 #                             scrape; then Debian's prometheus-node-exporter with the matching
@@ -22,11 +22,13 @@
 #                             connections on 2 threads; prints requests/s, p50/p99 (µs) and the
 #                             agent's memory (VmRSS, RssAnon, RssFile, kB) before and after
 #   scripts/bench.sh instances [ARGS]
-#                             1,000 generated VMs (cgroup, tap, sparse image, manifest each) sampled,
-#                             metered and stored per period: CPU per period against the 1 % target,
-#                             µs per instance, and RssAnon per instance; as lines, for the v2 and the
-#                             v1 cgroup layout (ARGS go to `hostmeter-bench instances`: --count,
-#                             --periods, --layout for one layout only, --json)
+#                             1,000 VMs made of real kernel objects (a cgroup in each hierarchy read,
+#                             a veth pair in a namespace of the bench's, a sparse image, a manifest
+#                             each; `--kernel`, needs root) sampled, metered and stored per period:
+#                             CPU per period against the 0.5 % target, µs per instance, and RssAnon
+#                             per instance; as lines, for the v2 and the v1 cgroup layout (ARGS go to
+#                             `hostmeter-bench instances`: --count, --periods, --layout for one layout
+#                             only, --json; BENCH_TMPFS=1 reads generated files on tmpfs instead)
 set -euo pipefail
 # BENCH_OUT is named from where the script was started.
 [[ -n "${BENCH_OUT:-}" ]] && BENCH_OUT=$(realpath -m -- "$BENCH_OUT") && export BENCH_OUT
@@ -61,11 +63,13 @@ fi
 if [[ "${1:-}" == "instances" ]]; then
   shift
   swift build -c release --scratch-path "$scratch" --product hostmeter-bench >&2
+  kernel=(--kernel)
+  [[ -n "${BENCH_TMPFS:-}" ]] && kernel=()
   if [[ " $* " == *" --layout "* ]]; then
-    exec "$scratch/release/hostmeter-bench" instances "$@"
+    exec "$scratch/release/hostmeter-bench" instances "${kernel[@]}" "$@"
   fi
   for layout in v2 v1; do
-    "$scratch/release/hostmeter-bench" instances --layout "$layout" "$@"
+    "$scratch/release/hostmeter-bench" instances "${kernel[@]}" --layout "$layout" "$@"
   done
   exit 0
 fi

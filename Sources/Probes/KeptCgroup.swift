@@ -1,9 +1,16 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The descriptors of one cgroup's files kept between reads by `CgroupReader.read(_:kept:buffer:)`,
 /// per hierarchy: the unified tree, v1 cpuacct, memory and blkio.
 ///
-/// A hierarchy's files are kept only when every file read there was found and each descriptor
-/// fits in the `DescriptorBudget`; otherwise its directory is opened again at every read, as before
-/// files were kept, so a file that appears later (a controller enabled since) is found. The kept
+/// A hierarchy's files are kept when each descriptor fits in the `DescriptorBudget`; otherwise its
+/// directory is opened again at every read, as before files were kept. A file that was not there
+/// (io.stat of a cgroup without the io controller) is looked for with access(2) at each read, and
+/// once it appears (the controller enabled since) the directory is read afresh. The kept
 /// directory's inode is the generation: the descriptors stay on the cgroup they were opened on, and
 /// once one fails (the cgroup was removed) the directory is opened again by path.
 ///
@@ -44,8 +51,10 @@ public final class KeptCgroup {
     /// One hierarchy's open files.
     private struct KeptDirectory {
         let inode: UInt64
-        /// For each group of `read`, the file found.
+        /// For each group of `read` that had one, the file found.
         let files: [(name: String, file: KeptFile)]
+        /// The paths of the groups that had none.
+        let absent: [[String]]
     }
 
     /// Reads the cgroup directory `directory` of hierarchy `hierarchy`: for each group of names, the
@@ -60,7 +69,7 @@ public final class KeptCgroup {
         _ hierarchy: Int, _ directory: String, groups: [[String]], buffer: ReadBuffer,
         _ body: (String, [UInt8], String) throws(ProbeError) -> Void
     ) throws(ProbeError) -> UInt64? {
-        if let current = kept[hierarchy] {
+        if let current = kept[hierarchy], !current.absent.contains(where: { $0.contains { access($0, F_OK) == 0 } }) {
             do throws(ProbeError) {
                 for entry in current.files {
                     try body(entry.name, try entry.file.read(into: buffer), entry.file.path)
@@ -76,6 +85,7 @@ public final class KeptCgroup {
         let inode = try opened.inode()
         var files: [(name: String, file: KeptFile)] = []
         files.reserveCapacity(groups.count)
+        var absent: [[String]] = []
         var complete = true
         for group in groups {
             var found = false
@@ -87,9 +97,9 @@ public final class KeptCgroup {
                 found = true
                 break
             }
-            complete = complete && found
+            if !found { absent.append(group.map { opened.filePath($0) }) }
         }
-        if complete { kept[hierarchy] = KeptDirectory(inode: inode, files: files) }
+        if complete { kept[hierarchy] = KeptDirectory(inode: inode, files: files, absent: absent) }
         return inode
     }
 }

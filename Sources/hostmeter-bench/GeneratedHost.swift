@@ -18,15 +18,31 @@ struct BenchFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// The VMs an instance bench meters: where their manifests are, how the probe reads them, and how
+/// their counters move between samples.
+protocol BenchHost {
+    var count: Int { get }
+    var manifests: String { get }
+    /// The probe that reads the VMs, as the agent's would on such a host.
+    func probe() throws -> InstanceProbe
+    /// Moves the counters before sample `index`, outside the timed region.
+    func writeCounters(sample index: Int) throws
+}
+
 /// A host with `count` VMs under `root`, laid out as the probes read a real one: the cgroup files
 /// of the chosen layout, sys/class/net links to sys/devices/virtual/net, sparse images under
 /// var/lib/libvirt/images, and a manifest per VM in etc/hostmeter/instances.d.
-struct GeneratedHost {
+struct GeneratedHost: BenchHost {
     let root: String
     let layout: InstanceBench.Layout
     let count: Int
 
     var manifests: String { root + "/etc/hostmeter/instances.d" }
+
+    func probe() throws -> InstanceProbe {
+        let layout = CgroupLayout.detect(try ProcFS(root: root + "/proc").mountinfo())
+        return InstanceProbe(layout: layout, sys: SysFS(root: root + "/sys"), rootfs: root)
+    }
 
     static func name(_ index: Int) -> String {
         let digits = String(index)

@@ -40,7 +40,7 @@ extension InstanceBench {
         }
     }
 
-    func breakdown(_ host: GeneratedHost, sampling: InstanceSampling, recorder: MeteringRecorder, next: Int) throws
+    func breakdown(_ host: any BenchHost, sampling: InstanceSampling, recorder: MeteringRecorder, next: Int) throws
         -> Breakdown
     {
         try host.writeCounters(sample: next)

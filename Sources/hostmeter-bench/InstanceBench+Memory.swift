@@ -80,6 +80,7 @@ extension InstanceBench {
                 String(periods), "--interval-seconds", String(intervalSeconds), "--sample-seconds", String(sampleSeconds),
             ]
             if noDrain { arguments.append("--no-drain") }
+            if kernel { arguments.append("--kernel") }
             if let instanceSampleSeconds { arguments += ["--instance-sample-seconds", String(instanceSampleSeconds)] }
             if let workDirectory { arguments += ["--work-directory", workDirectory] }
             if let treeDirectory { arguments += ["--tree-directory", treeDirectory] }

@@ -28,7 +28,10 @@ struct InstanceBench: ParsableCommand {
             MeteringRecorder.record (engine and one SQLite transaction) and the outbox stats, timed with \
             thread CPU time. Counters are rewritten before each sample, outside the timed region. The files \
             are regular files on a disk filesystem, not cgroupfs or sysfs: reading them costs the \
-            page cache's price, not the kernel's price of generating them.
+            page cache's price, not the kernel's price of generating them. With --kernel (root) the VMs \
+            are the kernel's own objects instead: a real cgroup per VM in each hierarchy read, a veth \
+            pair per VM in a network namespace the bench makes, read through that namespace's sysfs \
+            (KernelHost); all of it is removed at the end.
             """)
 
     enum Layout: String, ExpressibleByArgument, CaseIterable, Codable {
@@ -67,6 +70,9 @@ struct InstanceBench: ParsableCommand {
 
     @Option(help: "Where the generated host's files go (default: /dev/shm when writable, else the work directory).")
     var treeDirectory: String?
+
+    @Flag(help: "Make the VMs of the running kernel's objects instead of files: real cgroups and veth pairs in a network namespace of the bench's own (needs root; see KernelHost). Everything made is removed at the end.")
+    var kernel = false
 
     @Flag(help: "Print the figures as JSON instead of lines.")
     var json = false
@@ -110,7 +116,14 @@ struct InstanceBench: ParsableCommand {
         }
 
         let generationStart = HostClock.monotonicNanos()
-        let host = try GeneratedHost(root: root, layout: layout, count: count)
+        let host: any BenchHost
+        if kernel {
+            let directory = treeDirectory ?? Self.defaultTreeDirectory(else: workDirectory)
+            KernelHost.removeLeftovers(directory: directory)
+            host = try KernelHost(directory: directory, layout: layout, count: count)
+        } else {
+            host = try GeneratedHost(root: root, layout: layout, count: count)
+        }
         let generationNanos = HostClock.monotonicNanos() - generationStart
         let result = try runPipeline(host, database: state + "/hostmeter.sqlite", breakdown: !memoryChild)
 
@@ -121,7 +134,8 @@ struct InstanceBench: ParsableCommand {
         let memory = noMemory ? nil : try measureMemory()
         let report = Report(
             bench: self, result: result, generationSeconds: Double(generationNanos) / 1e9, memory: memory,
-            treeFilesystem: Self.filesystemType(root), databaseFilesystem: Self.filesystemType(state))
+            treeFilesystem: kernel ? "kernel cgroupfs and sysfs" : Self.filesystemType(root),
+            databaseFilesystem: Self.filesystemType(state))
         if json {
             try printJSON(report)
         } else {
@@ -193,12 +207,11 @@ struct InstanceBench: ParsableCommand {
         return host
     }
 
-    func runPipeline(_ host: GeneratedHost, database path: String, breakdown measureBreakdown: Bool) throws
+    func runPipeline(_ host: any BenchHost, database path: String, breakdown measureBreakdown: Bool) throws
         -> PipelineResult
     {
-        let mounts = try ProcFS(root: host.root + "/proc").mountinfo()
-        let cgroupLayout = CgroupLayout.detect(mounts)
-        let probe = InstanceProbe(layout: cgroupLayout, sys: SysFS(root: host.root + "/sys"), rootfs: host.root)
+        let probe = try host.probe()
+        let cgroupLayout = probe.cgroups.layout
         let logger = Logger(label: "hostmeter-bench") { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning

@@ -19,7 +19,10 @@ struct KeptFileKernelTests {
         let unifiedMount = try #require(layout.unified)
         let memoryMount = try #require(layout.controllers["memory"])
         let name = KernelFixtures.uniqueName("hm-kept-")
-        let reader = CgroupReader(layout: CgroupLayout(unified: unifiedMount, controllers: ["memory": memoryMount]))
+        let blkioMount = try #require(layout.controllers["blkio"])
+        // As the host is: the cgroup2 tree for CPU, memory (and blkio, where no cgroup is made) in v1.
+        let reader = CgroupReader(
+            layout: CgroupLayout(unified: unifiedMount, controllers: ["memory": memoryMount, "blkio": blkioMount]))
         let kept = KeptCgroup()
         let buffer = ReadBuffer()
 
@@ -32,8 +35,8 @@ struct KeptFileKernelTests {
         #expect(first.memoryLimitBytes == nil)
         // cpu.stat, memory.usage_in_bytes and memory.limit_in_bytes.
         #expect(kept.descriptorCount == 3)
-        #expect(openDescriptors(under: unified.path) == 1)
-        #expect(openDescriptors(under: memory.path) == 2)
+        #expect(openDescriptors(under: unified.path + "/") == 1)
+        #expect(openDescriptors(under: memory.path + "/") == 2)
 
         // A change of the kept file is seen through the same descriptors.
         try KernelFixtures.write("134217728\n", to: memory.path + "/memory.limit_in_bytes")
@@ -44,7 +47,7 @@ struct KeptFileKernelTests {
         try #require(unified.remove() && memory.remove())
         #expect(throws: ProbeError.missing(path: unified.path)) { try reader.read(name, kept: kept, buffer: buffer) }
         #expect(kept.descriptorCount == 0)
-        #expect(openDescriptors(under: unified.path) == 0)
+        #expect(openDescriptors(under: unified.path + "/") == 0)
 
         // Made again under the same name, with another limit: the new cgroup is read.
         let unifiedAgain = try TemporaryCgroup(mountPoint: unifiedMount, name: name)

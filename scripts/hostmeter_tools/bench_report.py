@@ -238,7 +238,8 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
         outbox_http = outbox_over_http(children, bench, work, events, environment)
         log(f"instances: 1,000 instances, v2 layout, {settings['instance_periods']} periods")
         instances = children.run_json(
-            [bench, "instances", "--layout", "v2", "--count", "1000", "--periods", str(settings["instance_periods"]),
+            [bench, "instances", "--kernel", "--layout", "v2", "--count", "1000",
+             "--periods", str(settings["instance_periods"]),
              "--json", "--work-directory", str(work), "--tree-directory", str(shm)], 900, environment)
     finally:
         if shm != work:

@@ -107,7 +107,7 @@ struct InstanceBench: ParsableCommand {
         let name = "hostmeter-bench-instances-\(UUID().uuidString)"
         let state = (workDirectory ?? FileManager.default.temporaryDirectory.path) + "/" + name
         let root = (treeDirectory ?? Self.defaultTreeDirectory(else: workDirectory)) + "/" + name
-        for directory in [state, root] {
+        for directory in kernel ? [state] : [state, root] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         defer {

@@ -161,9 +161,14 @@ final class KernelHost: BenchHost {
     /// Removes what runs killed before their end left: slices, namespaces and scratch directories
     /// named after a pid that is no longer alive.
     static func removeLeftovers(directory: String) {
+        // Gone, or a zombie its parent has not reaped yet (a killed run's objects are orphans then).
         func dead(_ name: Substring) -> Bool {
-            guard let pid = pid_t(name) else { return false }
-            return kill(pid, 0) != 0 && errno == ESRCH
+            guard let pid = pid_t(name), pid != getpid() else { return false }
+            if kill(pid, 0) != 0 { return errno == ESRCH }
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[close...].dropFirst(2).first == "Z"
         }
         let mounts = (try? ProcFS().mountinfo()) ?? []
         for mount in mounts where mount.mountPoint.contains("/" + scratchPrefix) {

@@ -187,6 +187,8 @@ struct InstanceBench: ParsableCommand {
         var eventsPerClosingSample: Int
         var outboxPendingAtEnd: Int
         var databaseBytes: Int
+        /// Descriptors the probes keep open at the end (`KeptInstances`).
+        var keptDescriptors: Int
         var breakdown: Breakdown?
         var memoryAfter: MemoryStatus
     }
@@ -297,7 +299,8 @@ struct InstanceBench: ParsableCommand {
         return PipelineResult(
             layoutKind: cgroupLayout.kind, first: first, samples: samples, samplesPerPeriod: perPeriod,
             eventsPerClosingSample: eventsPerClosing, outboxPendingAtEnd: stats.pendingEvents,
-            databaseBytes: stats.databaseBytes, breakdown: breakdown, memoryAfter: try MemoryStatus.current())
+            databaseBytes: stats.databaseBytes, keptDescriptors: sampling.keptFiles.descriptorCount, breakdown: breakdown,
+            memoryAfter: try MemoryStatus.current())
     }
 
     /// Fails unless every instance was read whole at the first sample: running, with CPU time, two

@@ -121,6 +121,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "Probes", "UsageModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -180,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["Outbox", "UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "TestSupport", "UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -8,6 +8,9 @@ final class WakeUp: Sendable {
 
     init() {}
 
+    /// A sleep "until woken" still needs an end: a day, after which the loop just looks again.
+    static var longestSleepSeconds: Double { 86_400 }
+
     /// Ends the current sleep; with none under way, the next one returns at once.
     func wake() {
         state.withLock { state in
@@ -19,9 +22,11 @@ final class WakeUp: Sendable {
         }
     }
 
-    /// Sleeps `seconds`, less when woken or when the calling task is cancelled.
+    /// Sleeps `seconds` (`.infinity`: until woken), less when woken or when the calling task is
+    /// cancelled.
     func sleep(seconds: Double) async {
-        let sleeper = Task { _ = try? await Task.sleep(for: .milliseconds(Int64((seconds * 1000).rounded(.up)))) }
+        let milliseconds = Int64((min(seconds, Self.longestSleepSeconds) * 1000).rounded(.up))
+        let sleeper = Task { _ = try? await Task.sleep(for: .milliseconds(milliseconds)) }
         let woken = state.withLock { state in
             if state.pending {
                 state.pending = false

@@ -59,7 +59,7 @@ class Target:
             "value": self.value,
             "target": f"{self.comparison} {self.limit:g}",
             "verdict": self.verdict,
-            "detail": self.detail,
+            "detail": self.detail if self.value is not None else None,
         }
 
 
@@ -144,7 +144,8 @@ def format_targets(rows: list[Target]) -> str:
     for row in rows:
         value = "-" if row.value is None else f"{row.value:,.2f}"
         lines.append(
-            f"  {row.figure:40} {value:>10} {f'{row.comparison} {row.limit:g}':>8} {row.verdict:>8}  {row.detail}"
+            f"  {row.figure:40} {value:>10} {f'{row.comparison} {row.limit:g}':>8} {row.verdict:>8}  "
+            + (row.detail if row.value is not None else "")
         )
     return "\n".join(lines)
 
@@ -313,7 +314,7 @@ def needed_libraries(readelf_dynamic: str) -> list[str]:
 def binary_info(path: Path) -> dict:
     """Path, size and linking of one binary: static Swift standard library when libswiftCore is not
     a NEEDED library."""
-    info: dict = {"path": str(path.resolve()), "bytes": path.stat().st_size}
+    info: dict = {"path": str(path), "resolved": str(path.resolve()), "bytes": path.stat().st_size}
     try:
         shown = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:

@@ -50,17 +50,9 @@ def agent_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 class AgentProcess:
     """One ``hostmeter run --config CONFIG`` at a time; ``start`` again after it ended."""
 
-    def __init__(
-        self,
-        binary: Path | str,
-        config: Path,
-        log_path: Path,
-        *,
-        cwd: Path | None = None,
-        environment: dict[str, str] | None = None,
-        children: Children | None = None,
-        via_env: bool = False,
-    ) -> None:
+    def __init__(self, binary: Path | str, config: Path, log_path: Path, *, cwd: Path | None = None,
+                 environment: dict[str, str] | None = None, children: Children | None = None,
+                 via_env: bool = False) -> None:
         """``environment`` is added to ``agent_environment()``; with ``via_env`` the agent is started
         through ``/usr/bin/env`` (needed under libfaketime, see ``start``); ``children`` keeps the
         process in a caller's list so that its ``stop_all`` ends it too."""
@@ -97,21 +89,14 @@ class AgentProcess:
             # when it execs the agent (same pid).
             command.insert(0, "/usr/bin/env")
         with open(self.log_path, "ab") as log:
-            self.process = self.children.start(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=agent_environment(self.extra_environment),
-                cwd=self.cwd,
-            )
+            self.process = self.children.start(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                               env=agent_environment(self.extra_environment), cwd=self.cwd)
         self.pids.append(self.process.pid)
         self.starts += 1
         port = wait_until(self._listening_port, timeout)
         if not port:
-            raise AgentStartError(
-                f"agent start {self.starts} did not log its API port within {timeout:.0f} s:\n{self.log_tail()}"
-            )
+            raise AgentStartError(f"agent start {self.starts} did not log its API port within {timeout:.0f} s:\n"
+                                  f"{self.log_tail()}")
         self.port = port
         return port
 

@@ -46,9 +46,8 @@ from . import REPO
 EXTERNALS: dict[str, frozenset[str]] = {
     # The toolchain's own modules, which Package.swift does not declare. Foundation re-exports
     # Dispatch, so an import of Dispatch counts as Foundation's.
-    "Foundation": frozenset(
-        {"Foundation", "FoundationEssentials", "FoundationNetworking", "FoundationXML", "Dispatch"}
-    ),
+    "Foundation": frozenset({"Foundation", "FoundationEssentials", "FoundationNetworking", "FoundationXML",
+                             "Dispatch"}),
     "libc": frozenset({"Glibc", "Musl", "Darwin", "Bionic", "Android"}),
     "Testing": frozenset({"Testing", "XCTest"}),
     # Packages of Package.swift, by the name the table uses.
@@ -63,9 +62,8 @@ EXTERNALS: dict[str, frozenset[str]] = {
     "swift-crypto": frozenset({"Crypto", "_CryptoExtras"}),
     "swift-log": frozenset({"Logging"}),
     "swift-metrics": frozenset({"Metrics", "CoreMetrics"}),
-    "swift-nio": frozenset(
-        {"NIO", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOEmbedded", "NIOConcurrencyHelpers", "NIOFoundationCompat"}
-    ),
+    "swift-nio": frozenset({"NIO", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOEmbedded", "NIOConcurrencyHelpers",
+                            "NIOFoundationCompat"}),
     "swift-nio-extras": frozenset({"NIOExtras", "NIOHTTPTypes", "NIOHTTPTypesHTTP1"}),
     "swift-nio-ssl": frozenset({"NIOSSL"}),
     "swift-prometheus": frozenset({"Prometheus"}),
@@ -156,7 +154,7 @@ def mask_swift(source: str) -> str:
                 end = block_comment(i)
                 blank(i, end)
                 i = end
-            elif c in '#"':
+            elif c in "#\"":
                 match = opening.match(source, i)
                 if match is None or (match.group(2) == "/" and not match.group(1)):
                     i += 1  # a directive (#if, #available) or a lone '#'
@@ -181,8 +179,7 @@ IMPORT = re.compile(
     r"^[ \t]*(?:@[A-Za-z_]\w*(?:\([^)\n]*\))?\s+)*"
     r"(?:(?:public|package|internal|fileprivate|private|open)\s+)?"
     r"import\s+(?:(?:typealias|struct|class|enum|protocol|let|var|func)\s+)?([A-Za-z_]\w*)",
-    re.MULTILINE,
-)
+    re.MULTILINE)
 
 
 def swift_imports(source: str) -> list[tuple[int, str]]:
@@ -217,17 +214,14 @@ class Target:
         return self.path or f"{'Tests' if self.kind == 'testTarget' else 'Sources'}/{self.name}"
 
 
-TOKEN = re.compile(
-    r"""
+TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<op>\.\.<|\.\.\.|->|[-+*/<>=!&|]+)
   | (?P<punct>[()\[\]{},:.])
   | (?P<number>\d[\d_.]*)
   | (?P<ident>[A-Za-z_]\w*)
-""",
-    re.VERBOSE,
-)
+""", re.VERBOSE)
 
 
 STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -241,7 +235,7 @@ def _tokens(source: str) -> list[tuple[str, str, int]]:
         match = TOKEN.match(source, i)
         line = source.count("\n", 0, i) + 1
         if match is None:
-            raise ReadError(f"Package.swift:{line}: cannot read {source[i : i + 20]!r}")
+            raise ReadError(f"Package.swift:{line}: cannot read {source[i:i + 20]!r}")
         if match.lastgroup == "string" and "\\(" in match.group(0):
             raise ReadError(f"Package.swift:{line}: string interpolation is not read by this check")
         if match.lastgroup != "space":
@@ -367,14 +361,8 @@ def _string(node: object | None, what: str) -> str:
 def parse_package(source: str) -> list[Target]:
     """The targets of a Package.swift, in order, with their declared dependencies."""
     tokens = _tokens(_strip_comments(source))
-    start = next(
-        (
-            i
-            for i, (kind, text, _) in enumerate(tokens)
-            if text == "Package" and i + 1 < len(tokens) and tokens[i + 1][1] == "("
-        ),
-        None,
-    )
+    start = next((i for i, (kind, text, _) in enumerate(tokens)
+                  if text == "Package" and i + 1 < len(tokens) and tokens[i + 1][1] == "("), None)
     if start is None:
         raise ReadError("Package.swift: no Package(…) call")
     parser = _Parser(tokens)
@@ -385,9 +373,8 @@ def parse_package(source: str) -> list[Target]:
         raise ReadError("Package.swift: Package(targets:) is not an array literal")
     targets: list[Target] = []
     for node in targets_node[1]:
-        if not (
-            isinstance(node, tuple) and node[0] == "call" and node[1][0] == "member" and node[1][2] in TARGET_KINDS
-        ):
+        if not (isinstance(node, tuple) and node[0] == "call" and node[1][0] == "member"
+                and node[1][2] in TARGET_KINDS):
             raise ReadError(f"Package.swift: a target that is not a .target(…)-style call: {node!r:.80}")
         kind, arguments = node[1][2], node[2]
         name = _string(_argument(arguments, "name"), "a target's name")
@@ -496,15 +483,11 @@ class Graph:
         def target(name: str, closure: bool) -> None:
             below = self.index.get(name)
             if below is None:
-                self.problems.append(
-                    f"{self.path}:{row.line}: {row.target} lists {name!r}, which is neither a "
-                    f"target in the table nor one of {', '.join(sorted(EXTERNALS))}"
-                )
+                self.problems.append(f"{self.path}:{row.line}: {row.target} lists {name!r}, which is neither a "
+                                     f"target in the table nor one of {', '.join(sorted(EXTERNALS))}")
             elif below <= position:
-                self.problems.append(
-                    f"{self.path}:{row.line}: {row.target} lists {name}, which is not below it: "
-                    "dependencies point downwards in the table"
-                )
+                self.problems.append(f"{self.path}:{row.line}: {row.target} lists {name}, which is not below it: "
+                                     "dependencies point downwards in the table")
             else:
                 modules.add(_module(name))
                 targets.add(name)
@@ -572,9 +555,8 @@ def check(root: Path, architecture: str = "docs/ARCHITECTURE.md") -> list[str]:
 
     for row in graph.rows:
         if "*" not in row.target and row.target not in by_name:
-            problems.append(
-                f"{architecture}:{row.line}: the table lists {row.target}, which Package.swift does not declare"
-            )
+            problems.append(f"{architecture}:{row.line}: the table lists {row.target}, which Package.swift does "
+                            "not declare")
 
     for target in targets:
         position = graph.row_of(target.name)
@@ -595,15 +577,11 @@ def check(root: Path, architecture: str = "docs/ARCHITECTURE.md") -> list[str]:
             if is_target:
                 above = graph.row_of(dependency.name)
                 if above is not None and above <= position:
-                    problems.append(
-                        f"Package.swift: {target.name} → {dependency.name} points upward "
-                        f"({dependency.name} is not below {row.target} in {architecture})"
-                    )
+                    problems.append(f"Package.swift: {target.name} → {dependency.name} points upward "
+                                    f"({dependency.name} is not below {row.target} in {architecture})")
                     continue
-            problems.append(
-                f"Package.swift: {target.name} depends on {dependency.name}, which {architecture} "
-                f"does not allow it (its row {row.target!r} allows: {', '.join(row.items) or 'nothing'})"
-            )
+            problems.append(f"Package.swift: {target.name} depends on {dependency.name}, which {architecture} "
+                            f"does not allow it (its row {row.target!r} allows: {', '.join(row.items) or 'nothing'})")
 
         # 2. What its sources import.
         for path in _swift_files(root, target.directory):
@@ -618,12 +596,10 @@ def check(root: Path, architecture: str = "docs/ARCHITECTURE.md") -> list[str]:
                     problems.append(
                         f"{relative}:{line}: import {module}: the edge {target.name} → "
                         f"{by_module[module].name if module in by_module else _external_name(module)} {kind} "
-                        f"by {architecture} (row {row.target!r} allows: {', '.join(row.items) or 'nothing'})"
-                    )
+                        f"by {architecture} (row {row.target!r} allows: {', '.join(row.items) or 'nothing'})")
                 elif module not in declared and _external_name(module) not in TOOLCHAIN:
-                    problems.append(
-                        f"{relative}:{line}: import {module}: {target.name} does not declare {module} in Package.swift"
-                    )
+                    problems.append(f"{relative}:{line}: import {module}: {target.name} does not declare {module} in "
+                                    "Package.swift")
     return problems
 
 
@@ -641,10 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
     if problems:
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        print(
-            f"archcheck: {count}: the module graph and imports do not match {arguments.architecture}'s table",
-            file=sys.stderr,
-        )
+        print(f"archcheck: {count}: the module graph and imports do not match {arguments.architecture}'s table",
+              file=sys.stderr)
         return 1
     print(f"archcheck: Package.swift and every import match {arguments.architecture}'s table")
     return 0

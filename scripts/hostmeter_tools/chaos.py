@@ -113,9 +113,8 @@ class Agent(AgentProcess):
     """The agent under test, restarted after every kill; an exit nobody asked for is recorded."""
 
     def __init__(self, binary: Path, config: Path, work: Path, faketime: dict[str, str] | None) -> None:
-        super().__init__(
-            binary, config, work / "agent.log", cwd=work, environment=faketime, via_env=faketime is not None
-        )
+        super().__init__(binary, config, work / "agent.log", cwd=work, environment=faketime,
+                         via_env=faketime is not None)
         self.unexpected_exits: list[dict[str, Any]] = []
 
     def start(self, timeout: float = 60) -> int:
@@ -127,9 +126,8 @@ class Agent(AgentProcess):
     def check_alive(self, when: str) -> None:
         """Records an exit nobody asked for and starts the agent again."""
         if self.process is not None and self.process.poll() is not None:
-            self.unexpected_exits.append(
-                {"when": when, "exit_status": self.process.returncode, "log_tail": self.log_tail(15)}
-            )
+            self.unexpected_exits.append({"when": when, "exit_status": self.process.returncode,
+                                          "log_tail": self.log_tail(15)})
             log(f"agent exited on its own ({self.process.returncode}) {when}")
             self.children.forget(self.process)
             self.process = None
@@ -142,7 +140,6 @@ class Agent(AgentProcess):
 @dataclass
 class Recovery:
     """A moment after which the agent should deliver everything it had: a fault ended."""
-
     fault: str
     at: float
 
@@ -198,13 +195,8 @@ class Chaos:
             "state_dir": str(self.state_dir),
             "instances_dir": str(self.work / "instances.d"),
             "api": {"listen": LISTEN_ANY_PORT},
-            "sink": {
-                "type": "http",
-                "url": self.consumer.url,
-                "timeout_seconds": 2,
-                "connect_timeout_seconds": 1,
-                "batch_max_events": 20,
-            },
+            "sink": {"type": "http", "url": self.consumer.url, "timeout_seconds": 2, "connect_timeout_seconds": 1,
+                     "batch_max_events": 20},
             "retry": {"base_seconds": 0.05, "cap_seconds": 1},
             "circuit_breaker": {"failure_threshold": 3, "open_seconds": 1},
             "gpu": {"enabled": False},
@@ -214,11 +206,8 @@ class Chaos:
         if os.geteuid() != 0:
             return "needs root to mount a tmpfs for the outbox"
         size = self.args.tmpfs_mib
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0700", "hostmeter-chaos", str(self.state_dir)],
-            capture_output=True,
-            text=True,
-        )
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0700", "hostmeter-chaos",
+                                 str(self.state_dir)], capture_output=True, text=True)
         if result.returncode != 0:
             return f"mount -t tmpfs failed: {result.stderr.strip() or result.returncode}"
         self.tmpfs = True
@@ -235,9 +224,8 @@ class Chaos:
         except OSError as error:
             return f"cannot create a cgroup under {mount}: {error.strerror}"
         self.cgroup = path
-        configuration.write(
-            instances / "burner.yaml", {"instance_id": "burner", "user_id": "chaos-user", "cgroup": name, "vcpus": 1}
-        )
+        configuration.write(instances / "burner.yaml",
+                            {"instance_id": "burner", "user_id": "chaos-user", "cgroup": name, "vcpus": 1})
         return None
 
     def _faketime(self) -> dict[str, str] | None:
@@ -249,12 +237,8 @@ class Chaos:
         self.clock_file.write_text("+0\n")
         # The offset file is read on every wall-clock call; the boot and monotonic clocks the agent
         # measures durations on are left alone, as a real step leaves them.
-        return {
-            "LD_PRELOAD": library,
-            "FAKETIME_TIMESTAMP_FILE": str(self.clock_file),
-            "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        }
+        return {"LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": str(self.clock_file),
+                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
     def teardown(self, keep: bool) -> None:
         if self.agent is not None and self.agent.alive():
@@ -272,7 +256,6 @@ class Chaos:
                     return True
                 except OSError:
                     return False
-
             if not wait_until(removed, 5, 0.05):
                 log(f"could not remove the cgroup {self.cgroup}")
         # The semaphore and shared memory libfaketime made for each agent process.
@@ -344,50 +327,41 @@ class Chaos:
     def storm(self) -> None:
         status = self.rng.choice([500, 502, 503])
         extra = {"retry_after": "1"} if self.rng.random() < 0.5 else {}
-        self.consumer_fault(
-            "status_storm", "status", self.rng.uniform(2, 6), status=status, count=self.rng.randint(5, 30), **extra
-        )
+        self.consumer_fault("status_storm", "status", self.rng.uniform(2, 6), status=status,
+                            count=self.rng.randint(5, 30), **extra)
 
     def slow(self) -> None:
         # Under and over the agent's 2 s timeout: the second kind is resent.
-        self.consumer_fault(
-            "slow", "slow", self.rng.uniform(2, 5), seconds=self.rng.uniform(0.5, 3), count=self.rng.randint(2, 5)
-        )
+        self.consumer_fault("slow", "slow", self.rng.uniform(2, 5), seconds=self.rng.uniform(0.5, 3),
+                            count=self.rng.randint(2, 5))
 
     def hang(self) -> None:
         self.consumer_fault("hang", "hang", self.rng.uniform(3, 6), seconds=4, count=self.rng.randint(1, 3))
 
     def cut(self) -> None:
-        self.consumer_fault(
-            "cut", "cut", self.rng.uniform(2, 4), reset=self.rng.random() < 0.5, count=self.rng.randint(2, 6)
-        )
+        self.consumer_fault("cut", "cut", self.rng.uniform(2, 4), reset=self.rng.random() < 0.5,
+                            count=self.rng.randint(2, 6))
 
     def cut_after_store(self) -> None:
-        self.consumer_fault(
-            "cut_after_store",
-            "cut_after_store",
-            self.rng.uniform(2, 4),
-            reset=self.rng.random() < 0.5,
-            count=self.rng.randint(2, 6),
-        )
+        self.consumer_fault("cut_after_store", "cut_after_store", self.rng.uniform(2, 4),
+                            reset=self.rng.random() < 0.5, count=self.rng.randint(2, 6))
 
     def bad_reload(self) -> None:
         self.fault("sighup_bad_config")
         config = self.agent.config
         good = config.read_text()
         document = self.config()
-        bad = self.rng.choice(
-            [
-                configuration.render({**document, "interval_seconds": 0}),
-                configuration.render({**document, "sink_typo": "http"}),
-                configuration.render({**document, "sink": {**document["sink"], "type": "kafka"}}),
-                "host_id: [unclosed\n",
-            ]
-        )
+        bad = self.rng.choice([
+            configuration.render({**document, "interval_seconds": 0}),
+            configuration.render({**document, "sink_typo": "http"}),
+            configuration.render({**document, "sink": {**document["sink"], "type": "kafka"}}),
+            "host_id: [unclosed\n",
+        ])
         before = self.agent.log_since_start().count("configuration reload refused")
         config.write_text(bad)
         self.agent.signal(signal.SIGHUP)
-        refused = wait_until(lambda: self.agent.log_since_start().count("configuration reload refused") > before, 10)
+        refused = wait_until(
+            lambda: self.agent.log_since_start().count("configuration reload refused") > before, 10)
         alive = self.agent.alive()
         time.sleep(self.rng.uniform(1, 3))
         config.write_text(good)
@@ -433,13 +407,8 @@ class Chaos:
         health: dict[str, Any] = {}
         with contextlib.suppress(Exception):
             health = self.agent.get("/health")
-        self.observations.append(
-            {
-                "fault": "disk_full",
-                "health_status": health.get("status"),
-                "database_writable": health.get("database_writable"),
-            }
-        )
+        self.observations.append({"fault": "disk_full", "health_status": health.get("status"),
+                                  "database_writable": health.get("database_writable")})
         self.agent.check_alive("while the outbox filesystem was full")
         filler.unlink()
         self.recovered("disk_full")
@@ -472,24 +441,15 @@ class Chaos:
                 raise SetupError(f"the burner instance was not baselined within 30 s:\n{self.agent.log_tail()}")
             self._start_burner()
         episodes: list[Callable[[], None]] = [
-            self.kill_and_restart,
-            self.outage,
-            self.storm,
-            self.slow,
-            self.hang,
-            self.cut,
-            self.cut_after_store,
-            self.bad_reload,
-            self.disk_full,
-            self.clock_step,
+            self.kill_and_restart, self.outage, self.storm, self.slow, self.hang, self.cut,
+            self.cut_after_store, self.bad_reload, self.disk_full, self.clock_step,
         ]
         if self.args.only:
             known = {episode.__name__ for episode in episodes}
             unknown = set(self.args.only) - known
             if unknown:
-                raise SetupError(
-                    f"--only: no fault named {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-                )
+                raise SetupError(f"--only: no fault named {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(sorted(known))}")
             episodes = [episode for episode in episodes if episode.__name__ in self.args.only]
         deadline = started + self.args.seconds
         # Each kind of fault once in a random order, then random ones until the time is up.
@@ -568,8 +528,7 @@ class Chaos:
             self.failures.append(f"{stats['conflicts']} event ids were delivered with two different bodies")
         if state["pending"] or state["dead_letters"]:
             self.failures.append(
-                f"the outbox still holds {state['pending']} pending events and {state['dead_letters']} dead letters"
-            )
+                f"the outbox still holds {state['pending']} pending events and {state['dead_letters']} dead letters")
         if self.agent.unexpected_exits:
             self.failures.append(f"the agent exited on its own {len(self.agent.unexpected_exits)} times")
 
@@ -598,9 +557,8 @@ class Chaos:
             "billing": billing,
             "delivery": delays,
             "observations": self.observations,
-            "disk_full_with_failed_commits": sum(
-                1 for o in self.observations if o["fault"] == "disk_full" and o["database_writable"] is False
-            ),
+            "disk_full_with_failed_commits": sum(1 for o in self.observations
+                                                 if o["fault"] == "disk_full" and o["database_writable"] is False),
             "outbox_at_end": {"pending_events": state["pending"], "dead_letters": state["dead_letters"]},
         }
 
@@ -608,32 +566,23 @@ class Chaos:
         """Checkpoints, baselines, gaps and outbox counts from the stopped agent's database."""
         path = self.state_dir / "hostmeter.sqlite"
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-            checkpoints = {
-                row[0]: json.loads(row[1]) for row in db.execute("SELECT instance_id, state FROM checkpoints")
-            }
+            checkpoints = {row[0]: json.loads(row[1])
+                           for row in db.execute("SELECT instance_id, state FROM checkpoints")}
             baselines: dict[str, list[dict[str, Any]]] = {}
             for instance_id, wall_ns, counters in db.execute(
-                "SELECT instance_id, wall_ns, counters FROM metering_baselines ORDER BY id"
-            ):
+                    "SELECT instance_id, wall_ns, counters FROM metering_baselines ORDER BY id"):
                 baselines.setdefault(instance_id, []).append({"wall_ns": wall_ns, "counters": json.loads(counters)})
             gaps: dict[str, list[dict[str, Any]]] = {}
             for instance_id, reason, start, end, detail in db.execute(
-                "SELECT instance_id, reason, from_time, to_time, detail FROM metering_gaps ORDER BY id"
-            ):
+                    "SELECT instance_id, reason, from_time, to_time, detail FROM metering_gaps ORDER BY id"):
                 gaps.setdefault(instance_id, []).append({"reason": reason, "from": start, "to": end, "detail": detail})
             (pending,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
             (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        return {
-            "checkpoints": checkpoints,
-            "baselines": baselines,
-            "gaps": gaps,
-            "pending": pending,
-            "dead_letters": dead,
-        }
+        return {"checkpoints": checkpoints, "baselines": baselines, "gaps": gaps, "pending": pending,
+                "dead_letters": dead}
 
-    def _periods(
-        self, instance_id: str, events: list[tuple[str, dict[str, Any], float]], state: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _periods(self, instance_id: str, events: list[tuple[str, dict[str, Any], float]],
+                 state: dict[str, Any]) -> dict[str, Any]:
         """Holes (lost usage) and overlaps (usage billed twice) between an instance's periods."""
         spans = sorted((e["period"]["start"], e["period"]["end"], event_id) for event_id, e, _ in events)
         holes, overlaps = [], []
@@ -667,10 +616,8 @@ class Chaos:
         checkpoint = state["checkpoints"].get("chaos")
         baselines = state["baselines"].get("chaos", [])
         if checkpoint is None or len(baselines) != 1:
-            self.failures.append(
-                f"host: expected one baseline and a checkpoint, found {len(baselines)} and "
-                f"{'one' if checkpoint else 'none'}"
-            )
+            self.failures.append(f"host: expected one baseline and a checkpoint, found {len(baselines)} and "
+                                 f"{'one' if checkpoint else 'none'}")
             return {}
         first_ns = int(baselines[0]["counters"]["cpu_ns:cpu"])
         last_ns = int(checkpoint["counters"]["cpu_ns:cpu"]["value"])
@@ -691,25 +638,20 @@ class Chaos:
         before_max = (first_wall - self.wall_start) * NCPU + slack
         after_max = (self.wall_end - last_wall) * NCPU + slack
         if lost_ns != 0:
-            self.failures.append(
-                f"host: {lost_ns / 1e9:+.9f} s of CPU between the agent's first and last sample "
-                f"{'is not billed' if lost_ns > 0 else 'is billed twice'}"
-            )
+            self.failures.append(f"host: {lost_ns / 1e9:+.9f} s of CPU between the agent's first and last sample "
+                                 f"{'is not billed' if lost_ns > 0 else 'is billed twice'}")
         if not (0 <= before_ns <= before_max * 1e9) or not (0 <= after_ns <= after_max * 1e9):
             self.failures.append(
                 f"host: the agent's kernel readings do not match /proc/stat: {before_ns / 1e9:.3f} s before its first "
-                f"sample (at most {before_max:.3f}), {after_ns / 1e9:.3f} s after its last (at most {after_max:.3f})"
-            )
+                f"sample (at most {before_max:.3f}), {after_ns / 1e9:.3f} s after its last (at most {after_max:.3f})")
         return {
             "kernel_cpu_seconds": (self.kernel_end - self.kernel_start) / 1e9,
             "covered_cpu_seconds": covered_ns / 1e9,
             "billed_cpu_seconds": billed_s,
             "unbilled_open_and_carry_seconds": unbilled_ns / 1e9,
             "lost_seconds": lost_ns / 1e9,
-            "outside_covered_span_seconds": {
-                "before_first_sample": before_ns / 1e9,
-                "after_last_sample": after_ns / 1e9,
-            },
+            "outside_covered_span_seconds": {"before_first_sample": before_ns / 1e9,
+                                             "after_last_sample": after_ns / 1e9},
         }
 
     def _instance_cpu(self, events: list[tuple[str, dict[str, Any], float]], state: dict[str, Any]) -> dict[str, Any]:
@@ -724,10 +666,8 @@ class Chaos:
         # usage_usec has microsecond resolution and the agent reads it the same way: exact.
         lost_ns = kernel_ns - billed_s * 1_000_000_000 - unbilled_ns
         if lost_ns != 0:
-            self.failures.append(
-                f"burner: {lost_ns / 1e9:+.6f} s of the cgroup's CPU "
-                f"{'is not billed' if lost_ns > 0 else 'is billed twice'}"
-            )
+            self.failures.append(f"burner: {lost_ns / 1e9:+.6f} s of the cgroup's CPU "
+                                 f"{'is not billed' if lost_ns > 0 else 'is billed twice'}")
         if billed_s < 1:
             self.failures.append("burner: nothing was billed; the instance check checked nothing")
         return {
@@ -739,11 +679,8 @@ class Chaos:
 
     def _delays(self, received: list[tuple[str, dict[str, Any], float, int]]) -> dict[str, Any]:
         """After each recovery: how long until the last event that was due by then arrived."""
-        arrivals = sorted(
-            (e["period"]["end"], first_seen)
-            for _, e, first_seen, _ in received
-            if e.get("event_type") == "resource_usage"
-        )
+        arrivals = sorted((e["period"]["end"], first_seen) for _, e, first_seen, _ in received
+                          if e.get("event_type") == "resource_usage")
         largest: dict[str, float] = {}
         for recovery in self.recoveries:
             if recovery.fault == "clock_step":
@@ -771,12 +708,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmpfs-mib", type=int, default=16, help="size of the outbox's tmpfs")
     parser.add_argument("--report", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
-    parser.add_argument(
-        "--only",
-        type=lambda text: text.split(","),
-        default=None,
-        help="only these faults, by their method names, comma-separated (e.g. storm,outage)",
-    )
+    parser.add_argument("--only", type=lambda text: text.split(","), default=None,
+                        help="only these faults, by their method names, comma-separated (e.g. storm,outage)")
     args = parser.parse_args(argv)
     args.binary = args.binary.resolve()
     if args.seed is None:
@@ -817,10 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         for failure in report["failures"]:
             log(f"FAILED: {failure}")
         return 1
-    log(
-        f"passed: {report['kills']} kills, {sum(report['faults'].values())} faults, "
-        f"{report['events']['unique']} events, {report['events']['duplicates_before_dedupe']} duplicates before dedupe"
-    )
+    log(f"passed: {report['kills']} kills, {sum(report['faults'].values())} faults, "
+        f"{report['events']['unique']} events, {report['events']['duplicates_before_dedupe']} duplicates before dedupe")
     return 0
 
 

@@ -75,7 +75,7 @@ def _lines(value: Any, indent: int) -> list[str]:
             if isinstance(item, (dict, list, tuple)) and item:
                 nested = _lines(item, indent + 2)
                 # The first line of the item goes after the dash: "- key: value".
-                out.append(f"{pad}- {nested[0][indent + 2 :]}")
+                out.append(f"{pad}- {nested[0][indent + 2:]}")
                 out.extend(nested[1:])
             else:
                 out.append(f"{pad}- {_inline(item)}")

@@ -105,7 +105,9 @@ CUT_PROMISED_BYTES = 64
 
 MODES = ("ok", "status", "hang", "slow", "cut", "cut_after_store", "poison", "refuse")
 
-RFC3339_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS received(
@@ -214,7 +216,9 @@ def validate_usage_batch(doc: Any) -> list[tuple[str, dict[str, Any]]]:
         if "event_id" not in event:
             raise RequestError(400, f"event {index} has no event_id")
         if not isinstance(event_id, str):
-            raise RequestError(400, f"event {index}: event_id must be a string, got {describe_type(event_id)}")
+            raise RequestError(
+                400, f"event {index}: event_id must be a string, got {describe_type(event_id)}"
+            )
         if not event_id:
             raise RequestError(400, f"event {index}: event_id is empty")
         out.append((event_id, event))
@@ -245,7 +249,9 @@ def validate_cloudevents_batch(
     the SDK returned.
     """
     if not isinstance(doc, list):
-        raise RequestError(400, f"body must be a JSON array of CloudEvents, got {describe_type(doc)}")
+        raise RequestError(
+            400, f"body must be a JSON array of CloudEvents, got {describe_type(doc)}"
+        )
     out: list[tuple[str, dict[str, Any]]] = []
     for index, ce in enumerate(doc):
         where = f"cloudevent {index}"
@@ -254,12 +260,14 @@ def validate_cloudevents_batch(
         if ce.get("specversion") != "1.0":
             if "specversion" not in ce:
                 raise RequestError(400, f"{where}: missing specversion")
-            raise RequestError(400, f'{where}: specversion must be "1.0", got {ce["specversion"]!r}')
+            raise RequestError(400, f"{where}: specversion must be \"1.0\", got {ce['specversion']!r}")
         for attr in ("id", "source", "type", "subject"):
             if attr not in ce:
                 raise RequestError(400, f"{where}: missing {attr}")
             if not isinstance(ce[attr], str):
-                raise RequestError(400, f"{where}: {attr} must be a string, got {describe_type(ce[attr])}")
+                raise RequestError(
+                    400, f"{where}: {attr} must be a string, got {describe_type(ce[attr])}"
+                )
             if not ce[attr]:
                 raise RequestError(400, f"{where}: {attr} is empty")
         where = f"cloudevent {index} (id {ce['id']!r})"
@@ -271,7 +279,9 @@ def validate_cloudevents_batch(
         if "data" not in ce:
             raise RequestError(400, f"{where}: missing data")
         if not isinstance(ce["data"], dict):
-            raise RequestError(400, f"{where}: data must be a JSON object, got {describe_type(ce['data'])}")
+            raise RequestError(
+                400, f"{where}: data must be a JSON object, got {describe_type(ce['data'])}"
+            )
         if ce["data"].get("event_id") != ce["id"]:
             raise RequestError(
                 400,
@@ -282,7 +292,9 @@ def validate_cloudevents_batch(
         except Exception as exc:  # noqa: BLE001 - the SDK raises several unrelated types
             raise RequestError(400, f"{where}: rejected by the cloudevents SDK: {exc}") from None
         if sdk_id != ce["id"] or not isinstance(sdk_data, dict):
-            raise RequestError(400, f"{where}: the cloudevents SDK read id {sdk_id!r} and data of another shape")
+            raise RequestError(
+                400, f"{where}: the cloudevents SDK read id {sdk_id!r} and data of another shape"
+            )
         out.append((sdk_id, sdk_data))
     return out
 
@@ -600,7 +612,8 @@ class Consumer:
                 for event_id, body in events or ():
                     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
                     cur = self._db.execute(
-                        "INSERT OR IGNORE INTO received(event_id, body, first_seen, deliveries) VALUES (?, ?, ?, 1)",
+                        "INSERT OR IGNORE INTO received(event_id, body, first_seen, deliveries)"
+                        " VALUES (?, ?, ?, 1)",
                         (event_id, text, now),
                     )
                     if cur.rowcount == 1:
@@ -611,7 +624,9 @@ class Consumer:
                         "UPDATE received SET deliveries = deliveries + 1 WHERE event_id = ?",
                         (event_id,),
                     )
-                    (stored,) = self._db.execute("SELECT body FROM received WHERE event_id = ?", (event_id,)).fetchone()
+                    (stored,) = self._db.execute(
+                        "SELECT body FROM received WHERE event_id = ?", (event_id,)
+                    ).fetchone()
                     if json.loads(stored) != body:
                         self._conflicts += 1
                         LOG.warning("event %s redelivered with a different body", event_id)
@@ -662,7 +677,9 @@ class Consumer:
         """Stored event bodies, parsed, in order of first arrival."""
         with self._lock:
             self._check_open()
-            rows = self._db.execute("SELECT body FROM received ORDER BY first_seen, rowid").fetchall()
+            rows = self._db.execute(
+                "SELECT body FROM received ORDER BY first_seen, rowid"
+            ).fetchall()
         return [json.loads(body) for (body,) in rows]
 
     def requests(self) -> list[dict[str, Any]]:
@@ -800,11 +817,7 @@ class IngestHandler(JSONHandler):
         return super().handle_expect_100()
 
     def _answer(
-        self,
-        info: dict[str, Any],
-        status: int,
-        doc: Any,
-        headers: dict[str, str] | None = None,
+        self, info: dict[str, Any], status: int, doc: Any, headers: dict[str, str] | None = None,
         event_count: int | None = None,
     ) -> None:
         """Record the request, then send a JSON answer."""
@@ -837,7 +850,8 @@ class IngestHandler(JSONHandler):
             return
         route = urlsplit(self.path).path
         if route in (EVENTS_PATH, CLOUDEVENTS_PATH):
-            self._answer(info, 405, {"error": f"{self.command} not allowed on {route}"}, {"Allow": "POST"})
+            self._answer(info, 405, {"error": f"{self.command} not allowed on {route}"},
+                         {"Allow": "POST"})
         else:
             self._answer(info, 404, {"error": f"no such path {route!r}"})
 
@@ -873,10 +887,14 @@ class IngestHandler(JSONHandler):
         which such clients still report as a truncated transfer.
         """
         try:
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % CUT_PROMISED_BYTES)
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % CUT_PROMISED_BYTES
+            )
             self.wfile.flush()
             if reset:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.connection.close()
         except OSError:
             pass
@@ -888,13 +906,8 @@ class IngestHandler(JSONHandler):
         mode = consumer.take_mode()
         if mode.name == "status":
             headers = {"Retry-After": mode.retry_after} if mode.retry_after is not None else {}
-            self._answer(
-                info,
-                mode.status,
-                {"error": f"injected status {mode.status}"},
-                headers,
-                event_count=self._count_events(body),
-            )
+            self._answer(info, mode.status, {"error": f"injected status {mode.status}"}, headers,
+                         event_count=self._count_events(body))
             return
         if mode.name == "hang":
             consumer.record(info, NO_RESPONSE_STATUS, event_count=self._count_events(body))
@@ -915,7 +928,8 @@ class IngestHandler(JSONHandler):
                     if event_id in mode.event_ids:
                         raise RequestError(400, f"poison event {event_id}")
         except RequestError as exc:
-            self._answer(info, exc.status, {"error": exc.message}, event_count=self._count_events(body))
+            self._answer(info, exc.status, {"error": exc.message},
+                         event_count=self._count_events(body))
             return
 
         if mode.name == "cut_after_store":
@@ -934,10 +948,14 @@ class IngestHandler(JSONHandler):
         ctype = media_type(self.headers.get("Content-Type"))
         if route == EVENTS_PATH:
             if ctype != EVENTS_CONTENT_TYPE:
-                raise RequestError(415, f"Content-Type must be {EVENTS_CONTENT_TYPE}, got {ctype or 'none'}")
+                raise RequestError(
+                    415, f"Content-Type must be {EVENTS_CONTENT_TYPE}, got {ctype or 'none'}"
+                )
             return validate_usage_batch(parse_json_body(body))
         if ctype != CLOUDEVENTS_CONTENT_TYPE:
-            raise RequestError(415, f"Content-Type must be {CLOUDEVENTS_CONTENT_TYPE}, got {ctype or 'none'}")
+            raise RequestError(
+                415, f"Content-Type must be {CLOUDEVENTS_CONTENT_TYPE}, got {ctype or 'none'}"
+            )
         return validate_cloudevents_batch(parse_json_body(body), self.server.consumer.sdk_read)
 
 
@@ -964,7 +982,8 @@ class ControlHandler(JSONHandler):
                 consumer.reset()
                 self.send_json(200, {"reset": True, "mode": "ok"})
             elif route == ("GET", "/health"):
-                self.send_json(200, {"ok": True, "port": consumer.port, "control_port": consumer.control_port})
+                self.send_json(200, {"ok": True, "port": consumer.port,
+                                     "control_port": consumer.control_port})
             else:
                 self.send_json(404, {"error": f"no such control endpoint {self.command} {route[1]}"})
         except RequestError as exc:
@@ -1001,8 +1020,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--db", required=True, help="SQLite database path (created if missing)")
     parser.add_argument("--port", type=int, default=0, help="ingest port (0: pick a free one)")
-    parser.add_argument("--control-port", type=int, default=0, help="control port (0: pick a free one)")
-    parser.add_argument("--port-file", help='write {"port": P, "control_port": C} here')
+    parser.add_argument("--control-port", type=int, default=0,
+                        help="control port (0: pick a free one)")
+    parser.add_argument("--port-file", help="write {\"port\": P, \"control_port\": C} here")
     parser.add_argument("--quiet", action="store_true", help="no per-request log on stderr")
     args = parser.parse_args(argv)
     for name in ("port", "control_port"):
@@ -1022,10 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         consumer = Consumer(args.db)
     except ImportError as exc:
-        print(
-            f"consumer: the cloudevents package is required (python3 -m pip install cloudevents): {exc}",
-            file=sys.stderr,
-        )
+        print(f"consumer: the cloudevents package is required "
+              f"(python3 -m pip install cloudevents): {exc}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
         print(f"consumer: cannot open database {args.db}: {exc}", file=sys.stderr)
@@ -1050,7 +1068,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.port_file:
             write_port_file(args.port_file, consumer.port, consumer.control_port)
-        print(f"consumer listening on {HOST}:{consumer.port} (control {HOST}:{consumer.control_port})", flush=True)
+        print(f"consumer listening on {HOST}:{consumer.port} (control {HOST}:{consumer.control_port})",
+              flush=True)
         LOG.info("cloudevents SDK reader: %s", consumer.sdk_name)
         consumer.wait_for_stop()
     finally:

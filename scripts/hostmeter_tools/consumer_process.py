@@ -23,22 +23,15 @@ class ConsumerStartError(RuntimeError):
 
 def consumer_command(database: Path, port_file: Path) -> list[str]:
     """The command line that runs the consumer with this Python."""
-    return [
-        sys.executable,
-        "-m",
-        "hostmeter_tools.consumer",
-        "--db",
-        str(database),
-        "--port-file",
-        str(port_file),
-        "--quiet",
-    ]
+    return [sys.executable, "-m", "hostmeter_tools.consumer", "--db", str(database), "--port-file", str(port_file),
+            "--quiet"]
 
 
 class ConsumerProcess:
     """``python3 -m hostmeter_tools.consumer`` in WORK (its database, port file and log there)."""
 
-    def __init__(self, work: Path, *, children: Children | None = None, log: bool = True, timeout: float = 15) -> None:
+    def __init__(self, work: Path, *, children: Children | None = None, log: bool = True,
+                 timeout: float = 15) -> None:
         """Starts the consumer and waits (at most ``timeout`` s) for its port file. With ``log`` its
         output goes to WORK/consumer.log, otherwise nowhere."""
         self.work = work
@@ -49,12 +42,8 @@ class ConsumerProcess:
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS_DIR), environment.get("PYTHONPATH")]))
         self.process = self.children.start(
-            consumer_command(self.database, port_file),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log if log else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
+            consumer_command(self.database, port_file), stdin=subprocess.DEVNULL,
+            stdout=self._log if log else subprocess.DEVNULL, stderr=subprocess.STDOUT, env=environment)
 
         def written() -> bool:
             if self.process.poll() is not None:
@@ -63,9 +52,8 @@ class ConsumerProcess:
 
         try:
             if not wait_until(written, timeout):
-                raise ConsumerStartError(
-                    f"the consumer did not write its port file within {timeout:.0f} s (see consumer.log)"
-                )
+                raise ConsumerStartError(f"the consumer did not write its port file within {timeout:.0f} s "
+                                         "(see consumer.log)")
         except ConsumerStartError:
             self.stop()
             raise

@@ -10,7 +10,6 @@
 
 Uses only the standard library. Exits 1 listing every problem found.
 """
-
 import argparse
 import json
 import re
@@ -18,60 +17,27 @@ import sys
 
 # The agent's /metrics names (counters end in _total; histograms also expose _bucket, _sum, _count).
 METRICS = {
-    "hostmeter_build_info",
-    "hostmeter_samples_total",
-    "hostmeter_collector_errors_total",
-    "hostmeter_last_sample_timestamp_seconds",
-    "hostmeter_periods_closed_total",
-    "hostmeter_events_emitted_total",
-    "hostmeter_metering_gaps_total",
-    "hostmeter_store_failures_total",
-    "hostmeter_outbox_pending_events",
-    "hostmeter_outbox_dead_events",
-    "hostmeter_outbox_bytes",
-    "hostmeter_outbox_max_bytes",
-    "hostmeter_outbox_full",
-    "hostmeter_ship_attempts_total",
-    "hostmeter_ship_failures_total",
-    "hostmeter_events_delivered_total",
-    "hostmeter_events_dead_lettered_total",
-    "hostmeter_circuit_breaker_state",
-    "hostmeter_api_auth_failures_total",
-    "hostmeter_health_status",
-    "hostmeter_instance_cpu_percent",
-    "hostmeter_instance_memory_used_bytes",
-    "hostmeter_instance_memory_percent",
-    "hostmeter_instance_network_egress_bytes_per_second",
-    "hostmeter_instance_network_ingress_bytes_per_second",
-    "hostmeter_instance_period_cpu_seconds",
-    "hostmeter_instance_storage_used_bytes",
-    "hostmeter_host_filesystem_used_ratio",
-    "hostmeter_host_load1_per_cpu",
-    "hostmeter_gpu_utilization_ratio",
-    "hostmeter_gpu_memory_used_bytes",
-    "hostmeter_gpu_temperature_celsius",
+    "hostmeter_build_info", "hostmeter_samples_total", "hostmeter_collector_errors_total",
+    "hostmeter_last_sample_timestamp_seconds", "hostmeter_periods_closed_total",
+    "hostmeter_events_emitted_total", "hostmeter_metering_gaps_total", "hostmeter_store_failures_total",
+    "hostmeter_outbox_pending_events", "hostmeter_outbox_dead_events", "hostmeter_outbox_bytes",
+    "hostmeter_outbox_max_bytes", "hostmeter_outbox_full", "hostmeter_ship_attempts_total",
+    "hostmeter_ship_failures_total", "hostmeter_events_delivered_total", "hostmeter_events_dead_lettered_total",
+    "hostmeter_circuit_breaker_state", "hostmeter_api_auth_failures_total", "hostmeter_health_status",
+    "hostmeter_instance_cpu_percent", "hostmeter_instance_memory_used_bytes", "hostmeter_instance_memory_percent",
+    "hostmeter_instance_network_egress_bytes_per_second", "hostmeter_instance_network_ingress_bytes_per_second",
+    "hostmeter_instance_period_cpu_seconds", "hostmeter_instance_storage_used_bytes",
+    "hostmeter_host_filesystem_used_ratio", "hostmeter_host_load1_per_cpu",
+    "hostmeter_gpu_utilization_ratio", "hostmeter_gpu_memory_used_bytes", "hostmeter_gpu_temperature_celsius",
     "hostmeter_gpu_power_watts",
 }
 HISTOGRAMS = {"hostmeter_sample_duration_seconds", "hostmeter_ship_duration_seconds"}
 PROMETHEUS_OWN = {"up"}
-ALLOWED = METRICS | PROMETHEUS_OWN | {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+ALLOWED = (METRICS | PROMETHEUS_OWN
+           | {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")})
 
-KEYWORDS = {
-    "and",
-    "or",
-    "unless",
-    "bool",
-    "offset",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "inf",
-    "nan",
-    "atan2",
-}
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
+            "group_right", "inf", "nan", "atan2"}
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 
 
@@ -85,7 +51,7 @@ def metric_names(expr):
     names = set()
     for match in re.finditer(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*", text):
         word = match.group(0)
-        if text[match.end() :].lstrip().startswith("("):
+        if text[match.end():].lstrip().startswith("("):
             continue
         if word.lower() in KEYWORDS:
             continue
@@ -197,9 +163,8 @@ def rule_expressions(path, problems):
         line, indent, value = index, len(match.group(1)), match.group(2).strip()
         if value in (">-", ">", "|", "|-"):
             block = []
-            while index < len(lines) and (
-                not lines[index].strip() or len(lines[index]) - len(lines[index].lstrip()) > indent
-            ):
+            while index < len(lines) and (not lines[index].strip() or
+                                          len(lines[index]) - len(lines[index].lstrip()) > indent):
                 block.append(lines[index].strip())
                 index += 1
             value = " ".join(part for part in block if part)

@@ -1,4 +1,5 @@
 public import AgentAPI
+import EventThreads
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -142,7 +143,8 @@ public struct SupervisorService: Service {
             } else {
                 logger.error("no recent sample; withholding the systemd watchdog keep-alive")
             }
-            guard (try? await Task.sleep(for: interval)) != nil else { return }
+            // The shared timer thread: a pending `Task.sleep` would wake the process every second.
+            guard (try? await EventThread.timers.sleep(for: interval)) != nil else { return }
         }
     }
 

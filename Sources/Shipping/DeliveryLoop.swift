@@ -91,7 +91,13 @@ struct DeliveryLoop<Source: DeliverySource> {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let wait = await step()
             if wait > 0 {
-                await cancelWhenGracefulShutdown { [wakeUp] in await wakeUp.sleep(seconds: wait) }
+                // A handler, not `cancelWhenGracefulShutdown`: that starts tasks on the shared pool
+                // at every call, and an idle loop should touch nothing.
+                await withGracefulShutdownHandler { [wakeUp] in
+                    await wakeUp.sleep(seconds: wait)
+                } onGracefulShutdown: { [wakeUp] in
+                    wakeUp.wake()
+                }
             }
         }
         // Graceful shutdown: keep delivering what the source drains until it is done or time is up.

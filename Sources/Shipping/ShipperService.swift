@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import EventThreads
 public import Outbox
 public import ServiceLifecycle
 
@@ -59,13 +60,17 @@ public struct ShipperService: Service {
     let now: @Sendable () -> Double
     let onAttempt: @Sendable (ShipAttempt) -> Void
     let onDeadLettered: @Sendable (Int) -> Void
+    /// The thread `run()` runs on, if the caller gives it one (`withTaskExecutorPreference`): the
+    /// shipper's sleeps then park it, with no other thread involved.
+    let thread: EventThread?
 
     public init(
         database: AgentDatabase, sink: any Sink, settings: ShipperSettings, logger: Logger,
         status: ShipperStatus = ShipperStatus(), now: (@Sendable () -> Double)? = nil,
         onAttempt: @escaping @Sendable (ShipAttempt) -> Void = { _ in },
-        onDeadLettered: @escaping @Sendable (Int) -> Void = { _ in }
+        onDeadLettered: @escaping @Sendable (Int) -> Void = { _ in }, thread: EventThread? = nil
     ) {
+        self.thread = thread
         self.onAttempt = onAttempt
         self.onDeadLettered = onDeadLettered
         self.database = database
@@ -102,7 +107,7 @@ extension DeliveryLoop where Source == OutboxSource {
     init(service: ShipperService) {
         let slot = service.slot
         let settings = service.settings
-        let wakeUp = WakeUp()
+        let wakeUp = WakeUp(thread: service.thread)
         service.database.commits.whenEventsStored { [weak wakeUp] in wakeUp?.wake() }
         self.init(
             source: OutboxSource(database: service.database, settings: settings, logger: service.logger),

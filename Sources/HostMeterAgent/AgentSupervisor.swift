@@ -135,6 +135,9 @@ public struct SupervisorService: Service {
         notifier.notify(
             "READY=1\nSTATUS=metering \(snapshot.hostID) every \(snapshot.intervalSeconds) s; API on port \(apiPort.port ?? 0)")
         logger.info("ready", metadata: ["systemd.notify": "\(notifier.isEnabled)"])
+        // Start-up is over: the code only it ran need not stay resident.
+        let released = StartupPages.release()
+        logger.debug("start-up code pages released", metadata: ["memory.advised_bytes": "\(released)"])
         guard let interval = notifier.watchdogInterval else { return }
         while !Task.isCancelled {
             // Keep-alives only while samples keep coming: a stuck sampler gets the agent restarted.

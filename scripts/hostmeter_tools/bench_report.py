@@ -172,6 +172,7 @@ SECTIONS = (
     "sample",
     "period",
     "outbox",
+    "outbox_depth",
     "instances",
     "floor",
     "agent",
@@ -186,7 +187,7 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
     """The hostmeter-bench runs among ``wanted`` (sample, period, outbox, instances), as report sections."""
     environment = dict(os.environ, TMPDIR=str(work))
     shm = Path(tempfile.mkdtemp(prefix="hostmeter-report-", dir="/dev/shm")) if os.access("/dev/shm", os.W_OK) else work
-    sample = period = outbox_file = outbox_http = instances = None
+    sample = period = outbox_file = outbox_http = instances = depth = None
     try:
         if "sample" in wanted:
             log(f"host sample: {settings['sample_iterations']} iterations")
@@ -202,6 +203,10 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
             outbox_file = children.run_json([bench, "outbox", "--events", str(events)], 600, environment)
             log(f"outbox: {events} events, drained over HTTP to the loopback consumer")
             outbox_http = outbox_over_http(children, bench, work, events, environment)
+        if "outbox_depth" in wanted:
+            pending = settings["outbox_depth_pending"]
+            log(f"outbox depth: a sample's commit and a shipper step, empty and with {pending} events pending")
+            depth = children.run_json([bench, "outbox-depth", "--pending", str(pending)], 900, environment)
         if "instances" in wanted:
             log(f"instances: 1,000 instances, v2 layout, {settings['instance_periods']} periods")
             instances = children.run_json(
@@ -226,7 +231,10 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
     finally:
         if shm != work:
             shutil.rmtree(shm, ignore_errors=True)
-    return bench_sections(sample, period, outbox_file, outbox_http, instances)
+    sections = bench_sections(sample, period, outbox_file, outbox_http, instances)
+    if depth is not None:
+        sections["outbox_depth"] = {"source": "hostmeter-bench outbox-depth (thread CPU, medians)", **depth}
+    return sections
 
 
 def bench_sections(sample, period, outbox_file, outbox_http, instances) -> dict:
@@ -589,6 +597,7 @@ def settings_from_environment() -> dict:
         "sample_iterations": env_int("BENCH_SAMPLE_ITERATIONS", 5000, 1, 1_000_000),
         "period_iterations": env_int("BENCH_PERIOD_ITERATIONS", 2000, 1, 1_000_000),
         "outbox_events": env_int("BENCH_OUTBOX_EVENTS", 100_000, 1, 10_000_000),
+        "outbox_depth_pending": env_int("BENCH_OUTBOX_DEPTH_PENDING", 300_000, 0, 5_000_000),
         "instance_periods": env_int("BENCH_INSTANCE_PERIODS", 10, 1, 1000),
         "floor_iterations": env_int("BENCH_FLOOR_ITERATIONS", 5000, 1, 1_000_000),
         "production_seconds": env_int("BENCH_PRODUCTION_SECONDS", 600, 10, 3600),

@@ -68,12 +68,13 @@ def megabytes(kilobytes: float | None) -> float | None:
 
 
 def targets(report: dict) -> list[Target]:
-    """The rows of issue 18's Targets table, in its order."""
+    """The rows of issue 18's Targets table, in its order, then its outbox-depth target (item 3)."""
     production = report.get("production") or {}
     agent_rest, agent_hour = dig(report, "agent.memory_at_rest") or {}, dig(report, "agent.memory_after_hour") or {}
     floor = report.get("host_floor") or {}
     nginx = report.get("get_vs_nginx") or {}
     hostmeter_p99 = dig(nginx, "hostmeter.p99_us")
+    depth = report.get("outbox_depth") or {}
     return [
         Target(
             "CPU per hour, node_exporter ÷ hostmeter",
@@ -134,6 +135,21 @@ def targets(report: dict) -> list[Target]:
             1,
             f"nginx p99 {dig(nginx, 'nginx.p99_us')} µs; p50 {dig(nginx, 'hostmeter.p50_us')} vs "
             f"{dig(nginx, 'nginx.p50_us')} µs",
+        ),
+        Target(
+            "sample commit, deep ÷ empty outbox",
+            depth.get("sample_commit_deep_over_empty"),
+            "<=",
+            1.1,
+            f"{dig(depth, 'deep.sample_commit_cpu_us')} vs {dig(depth, 'empty.sample_commit_cpu_us')} µs CPU, "
+            f"{dig(depth, 'deep.pending')} pending",
+        ),
+        Target(
+            "shipper step, deep ÷ empty outbox",
+            depth.get("shipper_step_deep_over_empty"),
+            "<=",
+            1.1,
+            f"{dig(depth, 'deep.shipper_step_cpu_us')} vs {dig(depth, 'empty.shipper_step_cpu_us')} µs CPU",
         ),
     ]
 

@@ -223,6 +223,12 @@ def report_for_targets() -> dict:
             "hostmeter": {"requests_per_second": 30500.0, "p50_us": 200.0, "p99_us": 999.0},
             "nginx": {"requests_per_second": 50000.0, "p50_us": 150.0, "p99_us": 700.0},
         },
+        "outbox_depth": {
+            "sample_commit_deep_over_empty": 1.04,
+            "shipper_step_deep_over_empty": 1.2,
+            "empty": {"sample_commit_cpu_us": 100.0, "shipper_step_cpu_us": 5000.0},
+            "deep": {"pending": 300000, "sample_commit_cpu_us": 104.0, "shipper_step_cpu_us": 6000.0},
+        },
     }
 
 
@@ -238,6 +244,8 @@ def test_targets_in_the_issues_order_with_their_verdicts() -> None:
         ("1,000 VMs, % of one core", None, "NOT RUN"),
         ("GET /get ÷ nginx, requests/s", 0.61, "PASS"),
         ("GET /get p99 (ms)", 0.999, "PASS"),
+        ("sample commit, deep ÷ empty outbox", 1.04, "PASS"),
+        ("shipper step, deep ÷ empty outbox", 1.2, "MISS"),
     ]
     table = bench_targets.format_targets(rows)
     assert "NOT RUN" in table and "MISS" in table and ">= 2" in table and "< 0.5" in table

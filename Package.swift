@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "HostMeterAgentTests",
             dependencies: [
-                "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
+                "AgentAPI", "EventThreads", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
                 "UsageModel",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Shipping",
             dependencies: [
-                "Outbox", "UsageModel",
+                "EventThreads", "Outbox", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -59,6 +59,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "InputGuards", swiftSettings: swiftSettings),
+        .target(name: "EventThreads", swiftSettings: swiftSettings),
         .target(
             name: "RuntimeState",
             dependencies: [
@@ -78,6 +79,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,7 +90,7 @@ let package = Package(
         .target(
             name: "HostMeterAgent",
             dependencies: [
-                "AgentAPI", "GPU", "InputGuards", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
+                "AgentAPI", "EventThreads", "GPU", "InputGuards", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,6 +123,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "Probes", "UsageModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -180,13 +183,13 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["Outbox", "UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "TestSupport", "UsageModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HostMeterAgentTests",
             dependencies: [
-                "AgentAPI", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
+                "AgentAPI", "EventThreads", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
                 "UsageModel",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
@@ -78,26 +79,42 @@ public struct APIServer: Service {
     /// Whether `host` is reachable from this machine only.
     public var isLoopback: Bool { ListenAddress.isLoopback(host) }
 
+    /// Serves the router until a graceful shutdown. Hummingbird's `Application.run` is not used:
+    /// it adds a service that refreshes the `Date` header every second, which would wake the
+    /// agent every second (`HTTPDateHeader`). The responder does what the application's does: a
+    /// context per request, the router's answer (an error no middleware turned into a response
+    /// becomes a 500), the `Date` header, one write of head and body.
     public func run() async throws {
-        let router = APIRouter.build(dependencies)
+        let responder = APIRouter.build(dependencies).buildResponder()
         let boundPort = self.boundPort
         let logger = dependencies.logger
         let tlsMode = tls.map { $0.requiresClientCertificate ? "mutual" : "on" } ?? "off"
-        let app = Application(
-            router: router,
-            server: try serverBuilder(),
-            configuration: ApplicationConfiguration(
+        let dates = HTTPDateHeader()
+        let server = try serverBuilder().buildServer(
+            configuration: ServerConfiguration(
                 address: .hostname(host, port: port), serverName: nil,
                 // The guard keeps `maxConnections`; evicted connections close asynchronously, so
                 // the accept loop's own bound leaves room for those still closing.
                 availableConnectionsDelegate: MaximumAvailableConnections(2 * limits.maxConnections)),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger,
+            responder: { request, writer, channel in
+                let context = APIRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+                var response: Response
+                do {
+                    response = try await responder.respond(to: request, context: context)
+                } catch {
+                    logger.debug("unhandled error from the router", metadata: ["error": "\(error)"])
+                    response = Response(status: .internalServerError)
+                }
+                response.headers[.date] = dates.now
+                try await writer.write(response: response.head, body: response.body)
+            },
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("API listening", metadata: ["api.port": "\(port)", "api.tls": "\(tlsMode)"])
                 boundPort.set(port)
-            },
-            logger: logger)
-        try await app.run()
+            })
+        try await server.run()
     }
 
     /// The HTTP/1 server with a `ConnectionGuard` in every connection's pipeline, under TLS when

@@ -1,4 +1,5 @@
 public import AgentAPI
+import EventThreads
 import Foundation
 import GPU
 public import Logging
@@ -82,15 +83,18 @@ public enum Agent {
             // Threshold events reach it from the outbox rows each metering commit stores.
             alertmanager?.follow(database)
         }
-        // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a sample.
-        let samplerExecutor = DedicatedExecutor(label: "hostmeter.sampler")
+        // The sampler has a thread of its own, and sleeps on its timer: no API load can hold up a
+        // sample, and a sample costs one wake-up (`EventThread`).
+        let samplerExecutor = EventThread(name: "hm-sampler")
+        // The shipper too: with a file or stdout sink an idle agent then touches no shared pool.
+        let shipperThread = EventThread(name: "hm-shipper")
         let sampler = SamplerService(
             reader: MachineReader(
                 host: HostSampler(configuration: configuration.probes), gpus: gpus, instances: instances,
                 instanceSampleSeconds: configuration.effectiveInstanceSampleSeconds),
             recorder: recorder, publisher: SnapshotPublisher(state: state, metrics: metrics), thresholds: thresholds,
             sampleSeconds: configuration.effectiveSampleSeconds, logger: logger,
-            sleep: { try await samplerExecutor.sleep(for: $0) })
+            sleep: { try await samplerExecutor.sleep(for: $0) }, interrupt: { samplerExecutor.unpark() })
         let shipper = ShipperService(
             database: database, sink: try makeSink(configuration),
             settings: ShipperSettings(
@@ -99,7 +103,7 @@ public enum Agent {
                 failureThreshold: configuration.circuitBreaker.failureThreshold,
                 openSeconds: configuration.circuitBreaker.openSeconds),
             logger: logger, status: shipperStatus, onAttempt: { metrics.recordShipAttempt($0) },
-            onDeadLettered: { metrics.recordDeadLettered($0) })
+            onDeadLettered: { metrics.recordDeadLettered($0) }, thread: shipperThread)
         let tls = try loadAPITLS(configuration, configurationPath: configurationPath)
         let api = try APIServer(
             listen: configuration.api.listen,
@@ -132,7 +136,7 @@ public enum Agent {
         let supervisor = SupervisorService(
             notifier: notifier, apiPort: api.boundPort, state: state, reloader: reloader, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: api), .init(service: shipper)]
+            services: [.init(service: api), .init(service: ServiceOnExecutor(base: shipper, executor: shipperThread))]
                 + (alertmanager.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: ServiceOnExecutor(base: sampler, executor: samplerExecutor)),
                    .init(service: supervisor)],

@@ -1,4 +1,5 @@
 public import AgentAPI
+import EventThreads
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -134,6 +135,9 @@ public struct SupervisorService: Service {
         notifier.notify(
             "READY=1\nSTATUS=metering \(snapshot.hostID) every \(snapshot.intervalSeconds) s; API on port \(apiPort.port ?? 0)")
         logger.info("ready", metadata: ["systemd.notify": "\(notifier.isEnabled)"])
+        // Start-up is over: the code only it ran need not stay resident.
+        let released = StartupPages.release()
+        logger.debug("start-up code pages released", metadata: ["memory.advised_bytes": "\(released)"])
         guard let interval = notifier.watchdogInterval else { return }
         while !Task.isCancelled {
             // Keep-alives only while samples keep coming: a stuck sampler gets the agent restarted.
@@ -142,7 +146,8 @@ public struct SupervisorService: Service {
             } else {
                 logger.error("no recent sample; withholding the systemd watchdog keep-alive")
             }
-            guard (try? await Task.sleep(for: interval)) != nil else { return }
+            // The shared timer thread: a pending `Task.sleep` would wake the process every second.
+            guard (try? await EventThread.timers.sleep(for: interval)) != nil else { return }
         }
     }
 

@@ -20,14 +20,20 @@ public struct SamplerService: Service {
     let thresholds: ThresholdRuleBook
     let sampleSeconds: Int
     let logger: Logger
-    /// Waits for the next tick: `Task.sleep`, or the sampler's own thread's timer (`Agent.build`).
+    /// Waits for the next tick: `Task.sleep`, or a park of the sampler's own thread (`Agent.build`).
     let sleep: @Sendable (Duration) async throws -> Void
+    /// Ends the current `sleep` early (a graceful shutdown), if the sleep can be ended; without it
+    /// the sleep is cancelled through ServiceLifecycle's `cancelWhenGracefulShutdown`, which
+    /// starts tasks on the shared pool every time.
+    let interrupt: (@Sendable () -> Void)?
 
     public init(
         reader: MachineReader, recorder: MeteringRecorder, publisher: SnapshotPublisher, thresholds: ThresholdRuleBook,
         sampleSeconds: Int, logger: Logger,
-        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        interrupt: (@Sendable () -> Void)? = nil
     ) {
+        self.interrupt = interrupt
         self.reader = reader
         self.recorder = recorder
         self.publisher = publisher
@@ -85,8 +91,15 @@ public struct SamplerService: Service {
                 }
             }
             publisher.publish(sample, stored: stored, outbox: outbox, recorder: recorder)
-            try? await cancelWhenGracefulShutdown { [sampleSeconds, sleep] in
-                try await sleep(.nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds)))
+            let untilTick = Duration.nanoseconds(Self.nanosToNextTick(sampleSeconds: sampleSeconds))
+            if let interrupt {
+                try? await withGracefulShutdownHandler {
+                    try await sleep(untilTick)
+                } onGracefulShutdown: {
+                    interrupt()
+                }
+            } else {
+                try? await cancelWhenGracefulShutdown { [sleep] in try await sleep(untilTick) }
             }
         }
         do {

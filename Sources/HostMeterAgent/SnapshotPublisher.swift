@@ -71,9 +71,14 @@ public struct SnapshotPublisher: Sendable {
             instanceViews = Self.views(instances, recorder: recorder)
         }
         views += instanceViews
-        let hostJSON = (try? Self.encoder.encode(HostSampleReport(sample: sample, rates: rates))).map { Array($0) }
+        // Encoded by the first request that asks, not here: most samples are never looked at.
+        let hostView = EncodedOnce(HostSampleReport(sample: sample, rates: rates)) { report in
+            (try? Self.encoder.encode(report)).map { Array($0) } ?? Array("null".utf8)
+        }
         let cpus = sample.cpu.map { max(1, $0.perCPU.count) }
-        let gpusJSON = gpus.flatMap { try? Self.encoder.encode($0.gpus) }.map { Array($0) } ?? Array("[]".utf8)
+        let gpusView = gpus.map { snapshot in
+            EncodedOnce(snapshot.gpus) { gpus in (try? Self.encoder.encode(gpus)).map { Array($0) } ?? Array("[]".utf8) }
+        } ?? EncodedOnce(bytes: Array("[]".utf8))
         let gpuGauges = (gpus?.gpus ?? []).map { gpu in
             GPUGauges(
                 index: gpu.index, uuid: gpu.uuid ?? "index-\(gpu.index)",
@@ -86,8 +91,8 @@ public struct SnapshotPublisher: Sendable {
             snapshot.lastSample = SampleStatus(
                 wallNanos: sample.time.wallNanos, durationNanos: durationNanos,
                 failures: sample.failures)
-            snapshot.hostJSON = hostJSON
-            snapshot.gpusJSON = gpusJSON
+            snapshot.host = hostView
+            snapshot.gpusView = gpusView
             snapshot.gpus = gpuGauges
             snapshot.instances = views
             snapshot.manifestProblems = machine.manifestProblems

@@ -20,7 +20,7 @@ extension AgentDatabase {
     /// instance keeps the baseline its counting runs from.
     @discardableResult
     public func pruneAuditRecords(recordedBefore cutoff: Int64) throws(OutboxError) -> Int {
-        try write("prune audit records") { db in
+        try write("prune audit records", durability: .relaxed) { db in
             // The earliest undelivered period start of each instance with undelivered usage.
             let undelivered = """
                 SELECT instance_id, MIN(period_start) AS oldest FROM (

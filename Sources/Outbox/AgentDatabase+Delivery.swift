@@ -55,16 +55,26 @@ public struct OutboxStats: Sendable, Equatable, Codable {
 }
 
 extension AgentDatabase {
-    /// The oldest due events, up to `maxEvents` and about `maxBytes` of payload (always at least one),
+    /// The due events, up to `maxEvents` and about `maxBytes` of payload (always at least one),
     /// counted as attempted in the same transaction — before they are sent, so an event that may have
     /// reached a consumer is never merged (see `makeRoom`).
+    ///
+    /// In due order, oldest first among events due at the same time: never-offered events are all
+    /// due at once (0), in the order they were stored; a retried event is due at its retry time.
+    /// The `events_due` index gives that order, so a lease reads its batch and no more, however
+    /// many events wait. The lease of an event never offered before is durable (fsynced) before it
+    /// is sent: were it lost to a power cut, the event could be merged after reaching a consumer.
     public func lease(now: Double, maxEvents: Int, maxBytes: Int) throws(OutboxError) -> [LeasedEvent] {
-        try write("lease events") { db in
+        // Never-offered events are due at 0 (a retry time is a wall time after 1970) and come first
+        // in due order: when any is left, this lease counts its first attempt and must be durable.
+        try write("lease events", durability: .durableIf { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE next_attempt_at = 0)") ?? true
+        }) { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
-                    FROM events WHERE next_attempt_at <= ? ORDER BY id LIMIT ?
+                    FROM events INDEXED BY events_due WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?
                     """,
                 arguments: [now, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
@@ -92,7 +102,7 @@ extension AgentDatabase {
 
     /// Removes delivered events.
     public func acknowledge(_ ids: [Int64]) throws(OutboxError) {
-        try write("acknowledge events") { db in
+        try write("acknowledge events", durability: .relaxed) { db in
             for chunk in ids.chunked(500) {
                 try db.execute(
                     sql: "DELETE FROM events WHERE id IN (\(placeholders(chunk.count)))", arguments: StatementArguments(chunk))
@@ -102,7 +112,7 @@ extension AgentDatabase {
 
     /// Puts events back for a later attempt.
     public func scheduleRetry(_ ids: [Int64], at time: Double, error: String) throws(OutboxError) {
-        try write("schedule retry") { db in
+        try write("schedule retry", durability: .relaxed) { db in
             for chunk in ids.chunked(500) {
                 try db.execute(
                     sql: "UPDATE events SET next_attempt_at = ?, last_error = ? WHERE id IN (\(placeholders(chunk.count)))",
@@ -116,7 +126,7 @@ extension AgentDatabase {
     /// back, while the agent ran or while it was down) would otherwise wait as long as the step.
     @discardableResult
     public func bringRetriesForward(notAfter time: Double) throws(OutboxError) -> Int {
-        try write("reschedule retries") { db in
+        try write("reschedule retries", durability: .relaxed) { db in
             try db.execute(sql: "UPDATE events SET next_attempt_at = ? WHERE next_attempt_at > ?", arguments: [time, time])
             return db.changesCount
         }
@@ -124,7 +134,7 @@ extension AgentDatabase {
 
     /// Moves permanently rejected events to the dead letters, with the reason.
     public func deadLetter(_ ids: [Int64], reason: String, now: Double) throws(OutboxError) {
-        try write("dead-letter events") { db in
+        try write("dead-letter events", durability: .relaxed) { db in
             for chunk in ids.chunked(500) {
                 let list = placeholders(chunk.count)
                 try db.execute(
@@ -182,6 +192,7 @@ extension AgentDatabase {
                 arguments: arguments)
             let moved = db.changesCount
             try db.execute(sql: "DELETE FROM dead_letters \(filter)", arguments: arguments)
+            if moved > 0 { db.afterNextTransaction(onCommit: { [commits] _ in commits.eventsStored() }) }
             return moved
         }
     }
@@ -190,21 +201,49 @@ extension AgentDatabase {
         try read("read outbox stats") { db in try Self.stats(db) }
     }
 
+    /// The outbox's figures in constant time: the totals the triggers keep (`outboxTotalsSchema`)
+    /// and the first entry of the period-start index.
     static func stats(_ db: Database) throws -> OutboxStats {
         let row = try Row.fetchOne(
-            db,
-            sql: """
-                SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
-                       COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
-                FROM events
-                """)!
-        let dead = try Row.fetchOne(
-            db, sql: "SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM dead_letters")!
+            db.cachedStatement(
+                sql: """
+                    SELECT pending_events, pending_bytes, attempted_events, dead_letters, dead_letter_bytes,
+                           (SELECT MIN(period_start) FROM events) AS oldest
+                    FROM outbox_totals WHERE id = 1
+                    """))
+        guard let row else { throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "outbox_totals has no row") }
         return OutboxStats(
-            pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead["count"],
-            deadLetterBytes: dead["bytes"],
-            attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
-            databaseBytes: try Self.usedBytes(db))
+            pendingEvents: row["pending_events"], pendingBytes: row["pending_bytes"], deadLetters: row["dead_letters"],
+            deadLetterBytes: row["dead_letter_bytes"], attemptedEvents: row["attempted_events"],
+            oldestPendingPeriodStart: row["oldest"], databaseBytes: try Self.usedBytes(db))
+    }
+
+    /// The outbox's figures counted row by row, which the kept totals must always equal (tests
+    /// check it); O(n).
+    public func recountedStats() throws(OutboxError) -> OutboxStats {
+        try read("recount outbox stats") { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
+                           COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
+                    FROM events
+                    """)!
+            let dead = try Row.fetchOne(
+                db, sql: "SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM dead_letters")!
+            return OutboxStats(
+                pendingEvents: row["count"], pendingBytes: row["bytes"], deadLetters: dead["count"],
+                deadLetterBytes: dead["bytes"], attemptedEvents: row["attempted"], oldestPendingPeriodStart: row["oldest"],
+                databaseBytes: try Self.usedBytes(db))
+        }
+    }
+
+    /// When the next pending event falls due (its retry time; 0 for one never offered), or nil
+    /// when none is pending: the first entry of the `events_due` index.
+    public func nextAttemptAt() throws(OutboxError) -> Double? {
+        try read("read the next due time") { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM events")
+        }
     }
 
     /// Bytes of the database in use: (pages − free pages) × page size, O(1).

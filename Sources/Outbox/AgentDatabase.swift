@@ -195,8 +195,75 @@ public struct AgentDatabase: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v5 outbox totals and due index") { db in
+            try db.execute(sql: outboxTotalsSchema)
+        }
         return migrator
     }
+
+    /// Outbox bookkeeping in constant time (v5). The sampler reads the outbox's figures every
+    /// sample and the shipper asks what falls due next every round; with 300,000 events pending,
+    /// a COUNT or a scan ordered by row id would cost more than the rest of the sample together.
+    ///
+    /// - `outbox_totals`, one row, is kept by triggers on `events` and `dead_letters`, so it is
+    ///   right after every write whatever wrote it (commit, lease, merge, replay, dead-lettering,
+    ///   the CLI) and inside the same transaction. `length()` of a blob reads its size, not its bytes.
+    /// - `events_due (next_attempt_at, id)`: leasing walks it in due order and stops at the batch;
+    ///   the next due time is its first entry.
+    /// - `events_period_start`: the oldest pending period is its first entry.
+    static let outboxTotalsSchema = """
+        CREATE INDEX events_due ON events (next_attempt_at, id);
+        CREATE INDEX events_period_start ON events (period_start);
+        CREATE TABLE outbox_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pending_events INTEGER NOT NULL,
+            pending_bytes INTEGER NOT NULL,
+            attempted_events INTEGER NOT NULL,
+            dead_letters INTEGER NOT NULL,
+            dead_letter_bytes INTEGER NOT NULL
+        );
+        INSERT INTO outbox_totals VALUES (
+            1,
+            (SELECT COUNT(*) FROM events),
+            (SELECT COALESCE(SUM(length(payload)), 0) FROM events),
+            (SELECT COUNT(*) FROM events WHERE attempts > 0),
+            (SELECT COUNT(*) FROM dead_letters),
+            (SELECT COALESCE(SUM(length(payload)), 0) FROM dead_letters)
+        );
+        CREATE TRIGGER events_counted_in AFTER INSERT ON events BEGIN
+            UPDATE outbox_totals SET pending_events = pending_events + 1,
+                pending_bytes = pending_bytes + length(NEW.payload),
+                attempted_events = attempted_events + (NEW.attempts > 0)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER events_counted_out AFTER DELETE ON events BEGIN
+            UPDATE outbox_totals SET pending_events = pending_events - 1,
+                pending_bytes = pending_bytes - length(OLD.payload),
+                attempted_events = attempted_events - (OLD.attempts > 0)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER events_recounted AFTER UPDATE OF payload, attempts ON events
+        WHEN length(OLD.payload) != length(NEW.payload) OR (OLD.attempts > 0) != (NEW.attempts > 0) BEGIN
+            UPDATE outbox_totals SET pending_bytes = pending_bytes - length(OLD.payload) + length(NEW.payload),
+                attempted_events = attempted_events - (OLD.attempts > 0) + (NEW.attempts > 0)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER dead_letters_counted_in AFTER INSERT ON dead_letters BEGIN
+            UPDATE outbox_totals SET dead_letters = dead_letters + 1,
+                dead_letter_bytes = dead_letter_bytes + length(NEW.payload)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER dead_letters_counted_out AFTER DELETE ON dead_letters BEGIN
+            UPDATE outbox_totals SET dead_letters = dead_letters - 1,
+                dead_letter_bytes = dead_letter_bytes - length(OLD.payload)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER dead_letters_recounted AFTER UPDATE OF payload ON dead_letters
+        WHEN length(OLD.payload) != length(NEW.payload) BEGIN
+            UPDATE outbox_totals SET dead_letter_bytes = dead_letter_bytes - length(OLD.payload) + length(NEW.payload)
+            WHERE id = 1;
+        END;
+        """
 
     // MARK: Metering
 
@@ -220,8 +287,14 @@ public struct AgentDatabase: Sendable {
         let feed = commits
         let followedTypes = feed.eventTypes
         let followed = commit.events.filter { followedTypes.contains($0.eventType) }
+        let stores = !commit.events.isEmpty && feed.watchesStores
         return try write("commit metering step") { db in
-            if !followed.isEmpty { db.afterNextTransaction(onCommit: { _ in feed.publish(followed) }) }
+            if !followed.isEmpty || stores {
+                db.afterNextTransaction(onCommit: { _ in
+                    if !followed.isEmpty { feed.publish(followed) }
+                    if stores { feed.eventsStored() }
+                })
+            }
             // Cached statements: a host with 1,000 instances writes 1,000 checkpoints per sample.
             if !commit.events.isEmpty {
                 let insert = try db.cachedStatement(
@@ -333,9 +406,25 @@ public struct AgentDatabase: Sendable {
 
     // MARK: Plumbing
 
-    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws(OutboxError) -> T {
+    /// One write transaction. `durability` says whether its commit is fsynced (see
+    /// `WriteDurability`): the connection runs with `synchronous = FULL`, and a relaxed write
+    /// switches to `NORMAL` for its one transaction (SQLite allows the switch only between
+    /// transactions, so it is made on the writer connection before `BEGIN`).
+    func write<T>(
+        _ operation: String, durability: WriteDurability = .durable, _ body: (Database) throws -> T
+    ) throws(OutboxError) -> T {
         do {
-            return try writer.write(body)
+            return try writer.writeWithoutTransaction { db in
+                let relaxed = try !durability.isDurable(db)
+                if relaxed { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                defer { if relaxed { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
         } catch {
             throw .failed(path: path, operation: operation, reason: Self.reason(error))
         }

@@ -12,12 +12,31 @@ public final class CommitFeed: Sendable {
     typealias Handler = @Sendable ([OutboxEvent]) -> Void
 
     private let subscribers = Mutex<[(eventType: String, handler: Handler)]>([])
+    private let storeWatchers = Mutex<[@Sendable () -> Void]>([])
 
     init() {}
 
     /// Calls `handler` with the events of `eventType` of every later commit that stores some.
     public func subscribe(eventType: String, _ handler: @escaping @Sendable ([OutboxEvent]) -> Void) {
         subscribers.withLock { $0.append((eventType, handler)) }
+    }
+
+    /// Calls `handler` after every later transaction that made events pending: a metering commit
+    /// that stored some, dead letters replayed. The shipper sleeps until this (or a due retry)
+    /// instead of polling. Writes by another process (`hostmeter outbox replay` while the agent
+    /// runs) are not seen: their events go with the next commit's wake-up, within one interval.
+    public func whenEventsStored(_ handler: @escaping @Sendable () -> Void) {
+        storeWatchers.withLock { $0.append(handler) }
+    }
+
+    /// Whether anyone watches stores: a commit registers its after-commit call only then.
+    var watchesStores: Bool {
+        storeWatchers.withLock { !$0.isEmpty }
+    }
+
+    /// Tells the store watchers that a committed transaction made events pending.
+    func eventsStored() {
+        for handler in storeWatchers.withLock({ $0 }) { handler() }
     }
 
     /// The event types someone listens to: a commit keeps only those.

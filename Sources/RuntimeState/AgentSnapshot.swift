@@ -66,8 +66,10 @@ public struct InstanceView: Sendable {
     /// Why it is not running: what was missing ("cgroup … missing", "interface tap3 missing").
     public var missing: [String]
     public var gauges: InstanceGauges
-    /// Its JSON object in /get, encoded once per sample so requests only copy bytes.
-    public var json: [UInt8]
+    /// Its JSON object in /get, encoded by the first request after the sample (`EncodedOnce`).
+    public var encoded: EncodedOnce
+    /// Its JSON object in /get.
+    public var json: [UInt8] { encoded.json }
 
     public init(
         instanceID: String, userID: String, orgID: String?, isHost: Bool, running: Bool, gauges: InstanceGauges,
@@ -80,13 +82,14 @@ public struct InstanceView: Sendable {
         self.isHost = isHost
         self.running = running
         self.gauges = gauges
-        json = Self.encode(
+        encoded = EncodedOnce(
             Body(
                 instanceID: instanceID, userID: userID, orgID: orgID, host: isHost, running: running, missing: missing,
-                current: Current(gauges), periodSoFar: periodSoFar.map(PeriodSoFar.init)))
+                current: Current(gauges), periodSoFar: periodSoFar.map(PeriodSoFar.init)),
+            encode: { Self.encode($0) })
     }
 
-    private struct Body: Encodable {
+    private struct Body: Encodable, Sendable {
         var instanceID: String
         var userID: String
         var orgID: String?
@@ -114,7 +117,7 @@ public struct InstanceView: Sendable {
         }
     }
 
-    private struct Current: Encodable {
+    private struct Current: Encodable, Sendable {
         var gauges: InstanceGauges
         init(_ gauges: InstanceGauges) { self.gauges = gauges }
 
@@ -182,11 +185,21 @@ public struct AgentSnapshot: Sendable {
     public var sampleSeconds: Int
     public var startedAt: Double
     public var lastSample: SampleStatus?
-    /// The latest host sample with rates since the one before, encoded for /get.
-    public var hostJSON: [UInt8]?
+    /// The latest host sample with rates since the one before, for /get, encoded when first asked.
+    public var host: EncodedOnce?
+    /// `host`'s JSON (setting it stores JSON that is already encoded).
+    public var hostJSON: [UInt8]? {
+        get { host?.json }
+        set { host = newValue.map(EncodedOnce.init(bytes:)) }
+    }
     public var instances: [InstanceView] = []
-    /// Per-GPU figures, encoded for /get (an empty array without GPUs).
-    public var gpusJSON: [UInt8] = Array("[]".utf8)
+    /// Per-GPU figures for /get (an empty array without GPUs), encoded when first asked.
+    public var gpusView = EncodedOnce(bytes: Array("[]".utf8))
+    /// `gpusView`'s JSON (setting it stores JSON that is already encoded).
+    public var gpusJSON: [UInt8] {
+        get { gpusView.json }
+        set { gpusView = EncodedOnce(bytes: newValue) }
+    }
     public var gpus: [GPUGauges] = []
     /// Host gauges for /metrics and thresholds.
     public var filesystemUsedRatio: [(mountPoint: String, ratio: Double)] = []

@@ -176,6 +176,13 @@ struct AlertBook: DeliverySource {
         return items
     }
 
+    /// The next request is due at `dueAt` while anything is active or a resolve is pending (a
+    /// resend, a retry after the backoff); with nothing to send, only a new event wakes the loop.
+    func nextWorkAt(now: Double) -> Double? {
+        if draining { return drained ? nil : now }
+        return active.isEmpty && resolves.isEmpty ? nil : dueAt
+    }
+
     mutating func acknowledge(_ batch: [AlertItem], now: Double) {
         for item in batch {
             // A resolve queued again meanwhile (another endsAt) stays pending.

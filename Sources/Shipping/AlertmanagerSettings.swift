@@ -49,16 +49,17 @@ public struct AlertmanagerSettings: Sendable {
         self.maxPendingResolves = max(1, maxPendingResolves)
     }
 
-    /// How often the notifier looks at its alert book when nothing wakes it: a quarter of the
-    /// resend cadence, at most a second, so a resend is late by little and a wall clock stepped
-    /// back is noticed at once.
-    public var pollSeconds: Double { min(1, resendSeconds / 4) }
+    /// The longest the notifier sleeps between rounds: a quarter of the resend cadence, so a wall
+    /// clock stepped back (resend times are wall times) delays a resend by at most that, far
+    /// inside an alert's validity (at least one resend interval, by default four). The loop
+    /// otherwise sleeps until the next resend or retry is due, or a committed event wakes it.
+    public var longestWaitSeconds: Double { resendSeconds / 4 }
 
     /// The loop's retry, breaker and drain settings. A graceful shutdown has one request's time to
     /// deliver the pending resolves.
     var deliveryPolicy: DeliveryPolicy {
         DeliveryPolicy(
-            retry: retry, failureThreshold: failureThreshold, openSeconds: openSeconds, pollSeconds: pollSeconds,
+            retry: retry, failureThreshold: failureThreshold, openSeconds: openSeconds, longestWaitSeconds: longestWaitSeconds,
             drainSeconds: requestTimeoutSeconds)
     }
 

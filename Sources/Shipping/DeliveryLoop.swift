@@ -7,8 +7,10 @@ struct DeliveryPolicy: Sendable {
     var retry: RetryPolicy
     var failureThreshold: Int
     var openSeconds: Double
-    /// The longest wait between rounds: how soon a due item, a clock step or a wake-up is seen.
-    var pollSeconds: Double
+    /// The longest sleep between rounds when nothing wakes the loop and the source has no work due
+    /// sooner: how late a step of the wall clock can be noticed. The loop needs no poll: the source
+    /// says when its next item falls due (`nextWorkAt`) and whoever adds items wakes it.
+    var longestWaitSeconds: Double
     /// How long a graceful shutdown keeps delivering what the source drains.
     var drainSeconds: Double
 }
@@ -39,7 +41,9 @@ struct DeliveryEndpoint: Sendable {
 /// Retry times, the pause and the breaker are wall times (the outbox's retry times are stored and
 /// outlive the process), so a step back of the wall clock is noticed at the next round and every
 /// wait is bounded again by its longest legal length (`boundWaits`); a step forward only shortens
-/// waits. Between rounds the loop sleeps on the monotonic clock, at most `pollSeconds`.
+/// waits. Between rounds the loop sleeps on the monotonic clock until the source's next due time,
+/// a retry, the pause or the breaker's half-open time falls due, or a `WakeUp` ends the sleep (the
+/// outbox's commits wake the shipper), at most `longestWaitSeconds`: an idle loop does not wake.
 struct DeliveryLoop<Source: DeliverySource> {
     var source: Source
     let send: @Sendable ([Source.Item]) async -> ShipOutcome
@@ -87,7 +91,13 @@ struct DeliveryLoop<Source: DeliverySource> {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let wait = await step()
             if wait > 0 {
-                await cancelWhenGracefulShutdown { [wakeUp] in await wakeUp.sleep(seconds: wait) }
+                // A handler, not `cancelWhenGracefulShutdown`: that starts tasks on the shared pool
+                // at every call, and an idle loop should touch nothing.
+                await withGracefulShutdownHandler { [wakeUp] in
+                    await wakeUp.sleep(seconds: wait)
+                } onGracefulShutdown: { [wakeUp] in
+                    wakeUp.wake()
+                }
             }
         }
         // Graceful shutdown: keep delivering what the source drains until it is done or time is up.
@@ -132,16 +142,16 @@ struct DeliveryLoop<Source: DeliverySource> {
         if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
         previousNow = now
         source.prepare(now: now)
-        if now < pausedUntil { return min(pausedUntil - now, policy.pollSeconds) }
-        if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.pollSeconds) }
+        if now < pausedUntil { return min(pausedUntil - now, policy.longestWaitSeconds) }
+        if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.longestWaitSeconds) }
         let batch: [Source.Item]
         do {
             batch = try source.take(now: now)
         } catch {
             logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
-            return policy.pollSeconds
+            return min(policy.retry.baseSeconds, policy.longestWaitSeconds)
         }
-        guard !batch.isEmpty else { return policy.pollSeconds }
+        guard !batch.isEmpty else { return idleWait(now: now) }
         let before = breaker.state
         _ = breaker.allowsRequest(now: now)
         if await deliver(batch) {
@@ -162,6 +172,25 @@ struct DeliveryLoop<Source: DeliverySource> {
         }
         return 0
     }
+
+    /// How long to sleep with nothing to send: until the source's next work falls due, at most
+    /// `longestWaitSeconds`; unbounded (until woken) when the source has nothing pending.
+    mutating func idleWait(now: Double) -> Double {
+        let next: Double?
+        do {
+            next = try source.nextWorkAt(now: now)
+        } catch {
+            logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+            return min(policy.retry.baseSeconds, policy.longestWaitSeconds)
+        }
+        // Work due now that `take` did not offer (written between the two reads) is taken at once
+        // after a short pause, never in a busy loop.
+        let wait = next.map { max($0 - now, Self.shortestWait) } ?? .infinity
+        return min(wait, policy.longestWaitSeconds)
+    }
+
+    /// The shortest sleep between two rounds that found nothing to send.
+    static var shortestWait: Double { 0.01 }
 
     /// Sends a batch and records what became of each item. Returns whether the endpoint answered
     /// (took or refused it), as opposed to failing or not being reached.

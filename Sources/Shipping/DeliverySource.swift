@@ -24,6 +24,12 @@ protocol DeliverySource {
     /// The next batch of due items, oldest first; empty when nothing is due.
     mutating func take(now: Double) throws -> [Item]
 
+    /// The wall time at which the source next has work for the loop: its earliest pending item
+    /// falls due, or a chore of its own (the outbox prunes audit records hourly); nil when nothing
+    /// is pending. The loop sleeps until then unless woken, so a source that gains items outside
+    /// the loop (a commit, an applied event) must wake it.
+    mutating func nextWorkAt(now: Double) throws -> Double?
+
     /// The endpoint took `batch`: it counts as delivered.
     mutating func acknowledge(_ batch: [Item], now: Double) throws
 

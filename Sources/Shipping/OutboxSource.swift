@@ -27,6 +27,12 @@ struct OutboxSource: DeliverySource {
         try database.lease(now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes)
     }
 
+    /// The next retry or never-offered event (due at 0) from the due index, or the next pruning.
+    func nextWorkAt(now: Double) throws -> Double? {
+        let due = try database.nextAttemptAt()
+        return min(due ?? .infinity, nextPruneAt)
+    }
+
     func acknowledge(_ batch: [LeasedEvent], now: Double) throws {
         try database.acknowledge(batch.map(\.id))
     }

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import EventThreads
 public import Outbox
 public import ServiceLifecycle
 
@@ -10,8 +11,10 @@ public struct ShipperSettings: Sendable {
     public var retry: RetryPolicy
     public var failureThreshold: Int
     public var openSeconds: Double
-    /// How often an empty outbox is looked at again.
-    public var pollSeconds: Double
+    /// The longest the shipper sleeps between rounds. It needs no poll: every commit that stores
+    /// events (and every replay) wakes it, and otherwise it sleeps until the next retry, the
+    /// breaker's half-open time or the hourly audit pruning. Tests and benches shorten it.
+    public var longestWaitSeconds: Double
     /// How long a graceful shutdown keeps delivering what is pending.
     public var drainSeconds: Double
     /// Gaps and baselines are kept at least this long (they are audit records, not usage; see
@@ -21,7 +24,7 @@ public struct ShipperSettings: Sendable {
 
     public init(
         batchMaxEvents: Int = 500, batchMaxBytes: Int = 4 << 20, retry: RetryPolicy = RetryPolicy(),
-        failureThreshold: Int = 5, openSeconds: Double = 30, pollSeconds: Double = 1, drainSeconds: Double = 10,
+        failureThreshold: Int = 5, openSeconds: Double = 30, longestWaitSeconds: Double = .infinity, drainSeconds: Double = 10,
         auditRetentionSeconds: Double = 7 * 86_400, auditPruneSeconds: Double = 3_600
     ) {
         self.batchMaxEvents = batchMaxEvents
@@ -29,7 +32,7 @@ public struct ShipperSettings: Sendable {
         self.retry = retry
         self.failureThreshold = failureThreshold
         self.openSeconds = openSeconds
-        self.pollSeconds = pollSeconds
+        self.longestWaitSeconds = longestWaitSeconds
         self.drainSeconds = drainSeconds
         self.auditRetentionSeconds = auditRetentionSeconds
         self.auditPruneSeconds = auditPruneSeconds
@@ -57,13 +60,17 @@ public struct ShipperService: Service {
     let now: @Sendable () -> Double
     let onAttempt: @Sendable (ShipAttempt) -> Void
     let onDeadLettered: @Sendable (Int) -> Void
+    /// The thread `run()` runs on, if the caller gives it one (`withTaskExecutorPreference`): the
+    /// shipper's sleeps then park it, with no other thread involved.
+    let thread: EventThread?
 
     public init(
         database: AgentDatabase, sink: any Sink, settings: ShipperSettings, logger: Logger,
         status: ShipperStatus = ShipperStatus(), now: (@Sendable () -> Double)? = nil,
         onAttempt: @escaping @Sendable (ShipAttempt) -> Void = { _ in },
-        onDeadLettered: @escaping @Sendable (Int) -> Void = { _ in }
+        onDeadLettered: @escaping @Sendable (Int) -> Void = { _ in }, thread: EventThread? = nil
     ) {
+        self.thread = thread
         self.onAttempt = onAttempt
         self.onDeadLettered = onDeadLettered
         self.database = database
@@ -100,15 +107,18 @@ extension DeliveryLoop where Source == OutboxSource {
     init(service: ShipperService) {
         let slot = service.slot
         let settings = service.settings
+        let wakeUp = WakeUp(thread: service.thread)
+        service.database.commits.whenEventsStored { [weak wakeUp] in wakeUp?.wake() }
         self.init(
             source: OutboxSource(database: service.database, settings: settings, logger: service.logger),
             policy: DeliveryPolicy(
                 retry: settings.retry, failureThreshold: settings.failureThreshold, openSeconds: settings.openSeconds,
-                pollSeconds: settings.pollSeconds, drainSeconds: settings.drainSeconds),
+                longestWaitSeconds: settings.longestWaitSeconds, drainSeconds: settings.drainSeconds),
             endpoint: DeliveryEndpoint(
                 type: { slot.current.type }, name: "the sink", refusalHint: "sink.url and sink.token_file",
                 itemsKey: "event.ids"),
-            logger: service.logger, status: service.status, now: service.now, onAttempt: service.onAttempt,
+            logger: service.logger, status: service.status, wakeUp: wakeUp, now: service.now,
+            onAttempt: service.onAttempt,
             onRefused: service.onDeadLettered, roundStarted: { await slot.shutDownRetired() },
             send: { batch in await slot.current.send(batch.map(\.event)) })
     }

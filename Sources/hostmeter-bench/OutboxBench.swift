@@ -103,7 +103,7 @@ struct OutboxBench: AsyncParsableCommand {
         logger.logLevel = .error
         let service = ShipperService(
             database: database, sink: sink,
-            settings: ShipperSettings(batchMaxEvents: shipBatch, pollSeconds: 0.01, drainSeconds: 0), logger: logger)
+            settings: ShipperSettings(batchMaxEvents: shipBatch, longestWaitSeconds: 0.01, drainSeconds: 0), logger: logger)
         let total = events + singles
         start = Date()
         let shipping = Task { try await service.run() }

@@ -164,7 +164,8 @@ import Testing
             #expect(try database.bringRetriesForward(notAfter: 20) == 1)
             // The one within the bound keeps its time; the other is due at the bound, not an hour later.
             #expect(try database.lease(now: 19.9, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[1]])
-            #expect(try database.lease(now: 20, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[0], stored[1]])
+            // In due order: the one due at 15 before the one brought forward to 20.
+            #expect(try database.lease(now: 20, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[1], stored[0]])
             #expect(try database.bringRetriesForward(notAfter: 20) == 0)
         }
     }
@@ -185,8 +186,9 @@ import Testing
             #expect(try Self.lastError(database, stored[1].eventID) == "HTTP 429")
             #expect(try database.lease(now: 899, maxEvents: 10, maxBytes: 1 << 20).map(\.event) == [stored[0], stored[2]])
             let due = try database.lease(now: 900, maxEvents: 10, maxBytes: 1 << 20)
-            #expect(due.map(\.event) == stored)
-            #expect(due.map(\.attempts) == [4, 2, 4])
+            // In due order: the two never retried (due at 0, oldest first), then the retry due at 900.
+            #expect(due.map(\.event) == [stored[0], stored[2], stored[1]])
+            #expect(due.map(\.attempts) == [4, 4, 2])
 
             // Unknown ids and an empty list are no-ops.
             try database.scheduleRetry([], at: 5_000, error: "nothing")
@@ -436,8 +438,9 @@ import Testing
             #expect(due.map(\.event) == [stored[3], stored[4], stored[5]])
             #expect(due.map(\.attempts) == [2, 2, 1])
             let later = try reopened.lease(now: 5_000, maxEvents: 10, maxBytes: 1 << 20)
-            #expect(later.map(\.event) == [stored[2], stored[3], stored[4], stored[5]])
-            #expect(later.map(\.attempts) == [2, 3, 3, 2])
+            // In due order: those due at 0 first, the retry due at 5,000 last.
+            #expect(later.map(\.event) == [stored[3], stored[4], stored[5], stored[2]])
+            #expect(later.map(\.attempts) == [3, 3, 2, 2])
 
             #expect(try reopened.replay(eventIDs: nil) == 1)
             #expect(try reopened.events().map(\.eventID) == ["e3", "e4", "e5", "e6", "e2"])

@@ -21,7 +21,7 @@ import Testing
 
     static let settings = ShipperSettings(
         batchMaxEvents: 50, retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.4), failureThreshold: 1,
-        openSeconds: 0.5, pollSeconds: 0.05, drainSeconds: 0)
+        openSeconds: 0.5, longestWaitSeconds: 0.05, drainSeconds: 0)
 
     @Test func aClockSteppedBackAnHourDelaysNothingByAnHour() async throws {
         let consumer = try LoopbackConsumer()

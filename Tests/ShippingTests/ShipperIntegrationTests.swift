@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct ShipperIntegrationTests {
     static let fast = ShipperSettings(
         batchMaxEvents: 50, retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.4), failureThreshold: 100,
-        openSeconds: 0.5, pollSeconds: 0.05, drainSeconds: 0)
+        openSeconds: 0.5, longestWaitSeconds: 0.05, drainSeconds: 0)
 
     static var quietLogger: Logger {
         var logger = Logger(label: "test.shipper")

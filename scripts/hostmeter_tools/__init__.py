@@ -9,6 +9,10 @@ Modules:
 * ``consumer``: the loopback billing consumer with fault modes (``scripts/consumer.py`` runs it);
   ``consumer_process``: that consumer started as a child process, with its control API.
 * ``processes``: process groups, bounded waits; ``httputil``: loopback HTTP clients.
+* ``bench_proc``, ``bench_production``, ``bench_peers``, ``bench_targets``: the benchmark report's
+  parts (/proc readings and wakeups; the side-by-side production runs, with 100 real VMs; the C
+  floor of a host sample (``scripts/bench/host_reader.c``) and nginx beside ``/get``; the targets
+  table of issue 18).
 * ``chaos``, ``bench_report``, ``dashboards``, ``archcheck``: the programs (each ``python3 -m
   hostmeter_tools.NAME``; the old paths under ``scripts/`` still run them).
 

@@ -16,21 +16,44 @@ Sections:
 * ``node_exporter``: Debian's prometheus-node-exporter, our own instance on 127.0.0.1 with only the
   collectors that read what hostmeter reads; CPU per /metrics scrape and memory at rest and after
   the scrapes, with the same scrape client.
-* ``production``: both running side by side at their production cadences for
-  BENCH_PRODUCTION_SECONDS, with all of their CPU (idle timers included) per hour.
-* ``ratios``: node_exporter ÷ hostmeter for each comparable pair.
+* ``host_floor`` (bench_peers): the C floor for one full host sample, scripts/bench/host_reader.c
+  compiled with gcc -O2 at run time, reading the same files with kept descriptors and pread (and
+  with open/read/close); hostmeter-bench's host sample median ÷ that floor.
+* ``get_vs_nginx`` (bench_peers): GET /get of a running agent and Debian's nginx serving a static
+  file of the same bytes on 127.0.0.1, each with wrk -t2 -c8 for BENCH_WRK_SECONDS.
+* ``production`` (bench_production): both running side by side at their production cadences
+  (hostmeter's defaults; node_exporter scraped every BENCH_SCRAPE_INTERVAL s) for
+  BENCH_PRODUCTION_SECONDS: CPU per hour (utime+stime and the scheduler's sum), wakeups (context
+  switches of all threads) per hour and, for hostmeter, per sample (wall ÷ 5 s), and VmRSS,
+  RssAnon and RssFile at the end; node_exporter ÷ hostmeter CPU.
+* ``production_vms`` (bench_production): the same for BENCH_PRODUCTION_VM_SECONDS with
+  BENCH_PRODUCTION_VMS VMs registered with hostmeter on real kernel objects (a cgroup per VM made
+  with mkdir in each hierarchy hostmeter reads, a veth pair per VM with its host end down and
+  without an address and its peer in a network namespace the bench made, a sparse image file),
+  all removed afterwards, also on failure.
+* ``ratios``: node_exporter ÷ hostmeter for each comparable pair; ``targets`` (bench_targets): issue
+  18's Targets table with PASS, MISS or NOT RUN; ``binaries``: path, size and linking (static Swift
+  standard library or not) of the binaries measured.
+
+``--only SECTION[,SECTION]`` runs some of them: sample, period, outbox, instances, floor, agent,
+node_exporter, nginx, production, production_vms (in that order, which is also the full run's).
 
 CPU is utime+stime of the measured process from /proc/PID/stat (the kernel scales it to the
 scheduler's exact runtime; the unit is a clock tick, 10 ms here), with the sum of
 se.sum_exec_runtime over the live threads (/proc/PID/task/*/sched, ns) beside it as a finer check.
+Wakeups are voluntary + nonvoluntary context switches summed over /proc/PID/task/*/status, read
+every BENCH_WAKEUP_POLL_SECONDS during a run; the kernel drops an exited thread's counts (the
+leader's /proc/PID/status holds only its own), so a thread that exits loses what it did since the
+last read (bench_proc.SwitchCounter; ``threads_exited`` says how many did).
 
 Settings (environment, each bounded): BENCH_OUT, BENCH_HOUR_PERIODS (120), BENCH_SAMPLES_PER_PERIOD
 (1: interval_seconds = this × sample_seconds 1; 6 gives production's 6 samples per period at 6 s a
 period), BENCH_REST_SAMPLES (5), BENCH_SCRAPES (1000), BENCH_WRK_SECONDS (10),
 BENCH_SAMPLE_ITERATIONS (5000), BENCH_PERIOD_ITERATIONS (2000), BENCH_OUTBOX_EVENTS (100000),
-BENCH_INSTANCE_PERIODS (10), BENCH_NODE_EXPORTER (/usr/bin/prometheus-node-exporter),
-BENCH_PRODUCTION_SECONDS (120) and BENCH_SCRAPE_INTERVAL (15) for ``production``: both side by side at
-their production cadences (hostmeter's defaults, node_exporter scraped every 15 s), CPU per hour.
+BENCH_INSTANCE_PERIODS (10), BENCH_FLOOR_ITERATIONS (5000), BENCH_NODE_EXPORTER
+(/usr/bin/prometheus-node-exporter), BENCH_NGINX (/usr/sbin/nginx), BENCH_PRODUCTION_SECONDS (600),
+BENCH_PRODUCTION_VM_SECONDS (600), BENCH_PRODUCTION_VMS (100), BENCH_SCRAPE_INTERVAL (15),
+BENCH_WAKEUP_POLL_SECONDS (1). The VM run needs root and iproute2.
 Only the standard library is used; every wait and loop is bounded in count and time.
 """
 
@@ -43,7 +66,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,14 +73,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import REPO
-from . import config as configuration
+from . import REPO, bench_proc
 from .agent import LISTEN_ANY_PORT, AgentProcess
+from .bench_peers import floor_section, nginx_section, run_wrk, wrk_figures, wrk_latency, wrk_requests_per_second
+from .bench_proc import CPUClock, loadavg, memory
+from .bench_production import free_port, metric, production_run
+from .bench_targets import binary_info, describe_binary, format_table, format_targets, ratios, targets
 from .consumer_process import ConsumerProcess
 from .httputil import Scraper, get_once, wait_for
 from .processes import Children
-
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 # node_exporter collectors reading what hostmeter's collectors read: cpu (/proc/stat per CPU),
 # stat (/proc/stat: boot time, hostmeter's uptime with time), meminfo, diskstats, filesystem
@@ -93,85 +116,7 @@ def on_signal(signum: int, _frame: Any) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-# MARK: Processes
-
-
-def free_port() -> int:
-    """A free loopback port for node_exporter, which cannot say which port it bound (the agent listens
-    on port 0 and logs its port: ``AgentProcess``)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# MARK: /proc
-
-#: Where the /proc readers below read (a folder of crafted files in the tests).
-PROC = Path("/proc")
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of the whole process (dead threads included), in clock ticks."""
-    text = (PROC / str(pid) / "stat").read_text()
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def cpu_sched_ns(pid: int) -> int:
-    """se.sum_exec_runtime over the live threads, ns (threads that exited are not in it)."""
-    total = 0.0
-    for task in (PROC / str(pid) / "task").iterdir():
-        try:
-            for line in (task / "sched").read_text().splitlines():
-                if line.startswith("se.sum_exec_runtime"):
-                    total += float(line.split(":")[1])
-                    break
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return int(total * 1e6)
-
-
-class CPUClock:
-    """CPU time of one process between two reads."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.ticks = cpu_ticks(pid)
-        self.sched = cpu_sched_ns(pid)
-        self.wall = time.monotonic()
-
-    def since(self) -> dict:
-        ticks = cpu_ticks(self.pid) - self.ticks
-        sched = cpu_sched_ns(self.pid) - self.sched
-        return {
-            "cpu_ms": ticks * 1000 / CLOCK_TICK,
-            "cpu_resolution_ms": 1000 / CLOCK_TICK,
-            "cpu_sched_live_threads_ms": round(sched / 1e6, 3),
-            "wall_s": round(time.monotonic() - self.wall, 3),
-        }
-
-
-def memory(pid: int) -> dict:
-    wanted = {"VmRSS": "vm_rss_kb", "RssAnon": "rss_anon_kb", "RssFile": "rss_file_kb", "VmHWM": "vm_hwm_kb",
-              "Threads": "threads"}
-    result = {}
-    for line in (PROC / str(pid) / "status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in wanted:
-            result[wanted[key]] = int(value.split()[0])
-    return result
-
-
-def loadavg() -> list[float]:
-    return [float(value) for value in (PROC / "loadavg").read_text().split()[:3]]
-
-
 # MARK: Metrics
-
-
-def metric(body: bytes, name: str) -> float | None:
-    match = re.search(rb"^" + re.escape(name.encode()) + rb"(?:\{\})? ([0-9.eE+-]+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else None
 
 
 def series_count(body: bytes) -> int:
@@ -222,52 +167,106 @@ def scrape_loop(port: int, pid: int, count: int, seconds: float) -> dict:
 # MARK: Sections
 
 
-def hostmeter_bench_sections(children: Children, bench: str, work: Path, settings: dict) -> dict:
+#: The sections ``--only`` can name, in the order a full report runs them.
+SECTIONS = (
+    "sample",
+    "period",
+    "outbox",
+    "outbox_depth",
+    "instances",
+    "floor",
+    "agent",
+    "node_exporter",
+    "nginx",
+    "production",
+    "production_vms",
+)
+
+
+def hostmeter_bench_sections(children: Children, bench: str, work: Path, settings: dict, wanted: set[str]) -> dict:
+    """The hostmeter-bench runs among ``wanted`` (sample, period, outbox, instances), as report sections."""
     environment = dict(os.environ, TMPDIR=str(work))
     shm = Path(tempfile.mkdtemp(prefix="hostmeter-report-", dir="/dev/shm")) if os.access("/dev/shm", os.W_OK) else work
+    sample = period = outbox_file = outbox_http = instances = depth = None
     try:
-        log(f"host sample: {settings['sample_iterations']} iterations")
-        sample = children.run_json([bench, "sample", "--iterations", str(settings["sample_iterations"])], 300)
-        log(f"period close: {settings['period_iterations']} iterations")
-        period = children.run_json([bench, "period", "--iterations", str(settings["period_iterations"])], 600,
-                                   environment)
+        if "sample" in wanted:
+            log(f"host sample: {settings['sample_iterations']} iterations")
+            sample = children.run_json([bench, "sample", "--iterations", str(settings["sample_iterations"])], 300)
+        if "period" in wanted:
+            log(f"period close: {settings['period_iterations']} iterations")
+            period = children.run_json(
+                [bench, "period", "--iterations", str(settings["period_iterations"])], 600, environment
+            )
         events = settings["outbox_events"]
-        log(f"outbox: {events} events, drained to a file")
-        outbox_file = children.run_json([bench, "outbox", "--events", str(events)], 600, environment)
-        log(f"outbox: {events} events, drained over HTTP to the loopback consumer")
-        outbox_http = outbox_over_http(children, bench, work, events, environment)
-        log(f"instances: 1,000 instances, v2 layout, {settings['instance_periods']} periods")
-        instances = children.run_json(
-            [bench, "instances", "--kernel", "--layout", "v2", "--count", "1000",
-             "--periods", str(settings["instance_periods"]),
-             "--json", "--work-directory", str(work), "--tree-directory", str(shm)], 900, environment)
+        if "outbox" in wanted:
+            log(f"outbox: {events} events, drained to a file")
+            outbox_file = children.run_json([bench, "outbox", "--events", str(events)], 600, environment)
+            log(f"outbox: {events} events, drained over HTTP to the loopback consumer")
+            outbox_http = outbox_over_http(children, bench, work, events, environment)
+        if "outbox_depth" in wanted:
+            pending = settings["outbox_depth_pending"]
+            log(f"outbox depth: a sample's commit and a shipper step, empty and with {pending} events pending")
+            depth = children.run_json([bench, "outbox-depth", "--pending", str(pending)], 900, environment)
+        if "instances" in wanted:
+            log(f"instances: 1,000 instances, v2 layout, {settings['instance_periods']} periods")
+            instances = children.run_json(
+                [
+                    bench,
+                    "instances",
+                    "--kernel",
+                    "--layout",
+                    "v2",
+                    "--count",
+                    "1000",
+                    "--periods",
+                    str(settings["instance_periods"]),
+                    "--json",
+                    "--work-directory",
+                    str(work),
+                    "--tree-directory",
+                    str(shm),
+                ],
+                900,
+                environment,
+            )
     finally:
         if shm != work:
             shutil.rmtree(shm, ignore_errors=True)
+    sections = bench_sections(sample, period, outbox_file, outbox_http, instances)
+    if depth is not None:
+        sections["outbox_depth"] = {"source": "hostmeter-bench outbox-depth (thread CPU, medians)", **depth}
+    return sections
+
+
+def bench_sections(sample, period, outbox_file, outbox_http, instances) -> dict:
+    """The report's sections from hostmeter-bench's JSON documents (None: not run)."""
+    sections: dict = {}
 
     def distribution(value: dict) -> dict:
         return {key: round(value[key], 3) for key in ("median_us", "p90_us", "p99_us", "min_us")}
 
-    memory_points = (instances.get("memory") or {}).get("points", [])
-    return {
-        "host_sample": {
+    if sample is not None:
+        sections["host_sample"] = {
             "source": "hostmeter-bench sample (one full HostSampler pass, thread CPU time, in process)",
             "iterations": sample["iterations"],
             "collectors": sample["collectors"],
             "failures": sample["failures"],
             "cpu": distribution(sample["cpu"]),
             "wall": distribution(sample["wall"]),
-            "per_collector_median_us": {key: round(value, 3) for key, value in
-                                        sorted(sample["per_collector_median_us"].items())},
-        },
-        "period_close": {
+            "per_collector_median_us": {
+                key: round(value, 3) for key, value in sorted(sample["per_collector_median_us"].items())
+            },
+        }
+    if period is not None:
+        sections["period_close"] = {
             "source": "hostmeter-bench period (wall time of one closing step)",
             "iterations": period["iterations"],
             "engine": distribution(period["engine"]),
             "engine_and_commit": distribution(period["engine_and_commit"]),
             "database_synchronous": period["database_synchronous"],
-        },
-        "outbox": {
+        }
+    if outbox_file is not None and outbox_http is not None:
+        sections["outbox"] = {
             "source": "hostmeter-bench outbox",
             "events": outbox_file["events"],
             "enqueue_batch_size": outbox_file["enqueue_batch_size"],
@@ -280,9 +279,11 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
             "drain_http_events_per_second": outbox_http["drain_events_per_second"],
             "drain_http_consumer": "hostmeter_tools.consumer on 127.0.0.1 (Python, same machine)",
             "database_synchronous": outbox_file["database_synchronous"],
-        },
-        "instances": {
-            "source": "hostmeter-bench instances --layout v2 --json (generated host on tmpfs, synthetic clock)",
+        }
+    if instances is not None:
+        memory_points = (instances.get("memory") or {}).get("points", [])
+        sections["instances"] = {
+            "source": "hostmeter-bench instances --layout v2 --json (synthetic clock)",
             "count": instances["count"],
             "layout": instances["layout"],
             "periods": instances["periods"],
@@ -299,50 +300,18 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
             "memory_bytes_per_instance": round((instances.get("memory") or {}).get("bytes_per_instance", 0)),
             "memory_linear": (instances.get("memory") or {}).get("linear"),
             "memory_at_counts": {str(point["count"]): point["status"] for point in memory_points},
-        },
-    }
+        }
+    return sections
 
 
 def outbox_over_http(children: Children, bench: str, work: Path, events: int, environment: dict) -> dict:
     consumer = ConsumerProcess(work, children=children, log=False, timeout=10)
     try:
-        return children.run_json([bench, "outbox", "--events", str(events), "--consumer-url", consumer.url], 900,
-                                 environment)
+        return children.run_json(
+            [bench, "outbox", "--events", str(events), "--consumer-url", consumer.url], 900, environment
+        )
     finally:
         consumer.stop(grace=5)
-
-
-def parse_duration_us(text: str) -> float:
-    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"wrk duration {text!r}")
-    scale = {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[match.group(2)]
-    return round(float(match.group(1)) * scale, 1)
-
-
-def wrk_latency(output: str) -> dict[str, str]:
-    """wrk's --latency percentiles as it prints them: {"50": "812.00us", "75": …, "90": …, "99": …}."""
-    return dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE))
-
-
-def wrk_requests_per_second(output: str) -> float:
-    return float(re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.MULTILINE).group(1))
-
-
-def run_wrk(children: Children, port: int, seconds: int) -> str:
-    """wrk's output for GET /get over 8 connections on 2 threads for ``seconds``."""
-    process = children.start(
-        ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/get"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    try:
-        output, _ = process.communicate(timeout=seconds + 60)
-    except subprocess.TimeoutExpired:
-        children.stop(process, grace=1)
-        raise RuntimeError("wrk ran past its time limit") from None
-    children.forget(process)
-    if process.returncode != 0:
-        raise RuntimeError(f"wrk exited {process.returncode}: {output}")
-    return output
 
 
 def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
@@ -350,25 +319,15 @@ def wrk_get(children: Children, port: int, pid: int, seconds: int) -> dict:
     clock = CPUClock(pid)
     output = run_wrk(children, port, seconds)
     cpu = clock.since()
-    latency = wrk_latency(output)
-    requests = int(re.search(r"^\s+(\d+) requests in", output, re.MULTILINE).group(1))
-    errors = re.search(r"^\s+Socket errors: (.*)$", output, re.MULTILINE)
-    non2xx = re.search(r"^\s+Non-2xx or 3xx responses: (\d+)$", output, re.MULTILINE)
+    figures = wrk_figures(output)
     return {
         "tool": "wrk -t2 -c8 --latency (client and agent share the 2 vCPUs, unpinned)",
         "route": "/get",
         "body_bytes": len(body),
         "seconds": seconds,
-        "requests": requests,
-        "requests_per_second": wrk_requests_per_second(output),
-        "p50_us": parse_duration_us(latency["50"]),
-        "p75_us": parse_duration_us(latency["75"]),
-        "p90_us": parse_duration_us(latency["90"]),
-        "p99_us": parse_duration_us(latency["99"]),
-        "socket_errors": errors.group(1) if errors else None,
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        **figures,
         "agent_cpu_ms": cpu["cpu_ms"],
-        "agent_cpu_per_request_us": round(cpu["cpu_ms"] * 1000 / max(requests, 1), 2),
+        "agent_cpu_per_request_us": round(cpu["cpu_ms"] * 1000 / max(figures["requests"], 1), 2),
     }
 
 
@@ -378,14 +337,30 @@ def agent_section(children: Children, binary: str, work: Path, settings: dict) -
     state = work / "agent-state"
     instances = work / "agent-instances.d"
     instances.mkdir()
-    agent = AgentProcess.with_config(binary, work, {
-        "host_id": "bench", "interval_seconds": interval, "sample_seconds": 1, "state_dir": str(state),
-        "instances_dir": str(instances), "api": {"listen": LISTEN_ANY_PORT}}, children=children)
+    agent = AgentProcess.with_config(
+        binary,
+        work,
+        {
+            "host_id": "bench",
+            "interval_seconds": interval,
+            "sample_seconds": 1,
+            "state_dir": str(state),
+            "instances_dir": str(instances),
+            "api": {"listen": LISTEN_ANY_PORT},
+        },
+        children=children,
+    )
     log_path = agent.log_path
     section: dict = {
         "binary": "hostmeter run (release)",
-        "config": {"interval_seconds": interval, "sample_seconds": 1, "api_listen": "127.0.0.1",
-                   "sink": "file (default, in state_dir)", "instances": 0, "host_metered": True},
+        "config": {
+            "interval_seconds": interval,
+            "sample_seconds": 1,
+            "api_listen": "127.0.0.1",
+            "sink": "file (default, in state_dir)",
+            "instances": 0,
+            "host_metered": True,
+        },
         "loadavg_before": loadavg(),
     }
     try:
@@ -402,8 +377,11 @@ def agent_section(children: Children, binary: str, work: Path, settings: dict) -
                 break
             time.sleep(0.5)
         time.sleep(0.3)
-        section["memory_at_rest"] = {"samples": int(metric(body, "hostmeter_samples_total") or 0),
-                                     "seconds_since_start": round(time.monotonic() - started, 1), **memory(agent.pid)}
+        section["memory_at_rest"] = {
+            "samples": int(metric(body, "hostmeter_samples_total") or 0),
+            "seconds_since_start": round(time.monotonic() - started, 1),
+            **memory(agent.pid),
+        }
         section["agent_version"] = json.loads(get_once(port, "/get")).get("agent_version")
 
         # An hour of periods, with nothing talking to the agent: its CPU is its own work.
@@ -423,24 +401,28 @@ def agent_section(children: Children, binary: str, work: Path, settings: dict) -
         cpu = clock.since()
         after = get_once(port, "/metrics")
         samples = int(metric(after, "hostmeter_samples_total") - metric(before, "hostmeter_samples_total"))
-        periods_closed = int(metric(after, "hostmeter_periods_closed_total")
-                             - metric(before, "hostmeter_periods_closed_total"))
+        periods_closed = int(
+            metric(after, "hostmeter_periods_closed_total") - metric(before, "hostmeter_periods_closed_total")
+        )
         section["hour_equivalent"] = {
             "periods_requested": periods,
             "samples": samples,
             "periods_closed": periods_closed,
-            "events_delivered": int(metric(after, "hostmeter_events_delivered_total")
-                                    - metric(before, "hostmeter_events_delivered_total")),
+            "events_delivered": int(
+                metric(after, "hostmeter_events_delivered_total") - metric(before, "hostmeter_events_delivered_total")
+            ),
             "samples_counted_from": "hostmeter_samples_total on /metrics (one scrape before, one after)",
             **cpu,
             "cpu_per_sample_us": round(cpu["cpu_ms"] * 1000 / max(samples, 1), 1),
             "cpu_sched_per_sample_us": round(cpu["cpu_sched_live_threads_ms"] * 1000 / max(samples, 1), 1),
             "percent_of_one_core": round(cpu["cpu_ms"] / 10 / max(cpu["wall_s"], 1e-9), 4),
             "note": "whole process: sample, the period it closes, its SQLite commit, shipping to the file sink, "
-                    "timers and idle threads",
+            "timers and idle threads",
         }
-        section["memory_after_hour"] = {"seconds_since_start": round(time.monotonic() - started, 1),
-                                        **memory(agent.pid)}
+        section["memory_after_hour"] = {
+            "seconds_since_start": round(time.monotonic() - started, 1),
+            **memory(agent.pid),
+        }
         section["state_dir_bytes"] = sum(path.stat().st_size for path in state.iterdir() if path.is_file())
 
         log(f"agent: {settings['scrapes']} GET /metrics")
@@ -451,7 +433,8 @@ def agent_section(children: Children, binary: str, work: Path, settings: dict) -
         background_us = during * section["hour_equivalent"]["cpu_per_sample_us"]
         scrapes["samples_during"] = during
         scrapes["cpu_per_scrape_us_less_samples"] = round(
-            (scrapes["cpu_ms"] * 1000 - background_us) / scrapes["scrapes"], 1)
+            (scrapes["cpu_ms"] * 1000 - background_us) / scrapes["scrapes"], 1
+        )
         section["metrics_scrape"] = scrapes
         section["memory_after_scrapes"] = memory(agent.pid)
 
@@ -468,11 +451,16 @@ def agent_section(children: Children, binary: str, work: Path, settings: dict) -
     return section
 
 
-def node_exporter_section(children: Children, binary: str, work: Path, settings: dict) -> dict:
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+def exporter_collectors(binary: str) -> list[str]:
+    """NODE_EXPORTER_COLLECTORS that this node_exporter has."""
     help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
     supported = help_text.stdout + help_text.stderr
-    collectors = [name for name in NODE_EXPORTER_COLLECTORS if f"--collector.{name} " in supported]
+    return [name for name in NODE_EXPORTER_COLLECTORS if f"--collector.{name} " in supported]
+
+
+def node_exporter_section(children: Children, binary: str, work: Path, settings: dict) -> dict:
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    collectors = exporter_collectors(binary)
     port = free_port()
     arguments = [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults"]
     arguments += [f"--collector.{name}" for name in collectors]
@@ -483,7 +471,7 @@ def node_exporter_section(children: Children, binary: str, work: Path, settings:
         "collectors_missing": [name for name in NODE_EXPORTER_COLLECTORS if name not in collectors],
         "hostmeter_collectors": HOSTMETER_COLLECTORS,
         "mapping": "cpu+stat ↔ cpu (+ boot time), meminfo ↔ memory, diskstats ↔ disk, filesystem ↔ filesystem, "
-                   "netdev ↔ network, loadavg ↔ load, stat+time ↔ uptime; boot_id has no node_exporter collector",
+        "netdev ↔ network, loadavg ↔ load, stat+time ↔ uptime; boot_id has no node_exporter collector",
         "defaults_kept": "exporter's own go_/process_/promhttp_ metrics, --runtime.gomaxprocs=1, filters as shipped",
         "loadavg_before": loadavg(),
     }
@@ -498,9 +486,11 @@ def node_exporter_section(children: Children, binary: str, work: Path, settings:
             time.sleep(1)
             get_once(port, "/metrics")
         time.sleep(0.3)
-        section["memory_at_rest"] = {"scrapes": settings["rest_samples"],
-                                     "seconds_since_start": round(time.monotonic() - started, 1),
-                                     **memory(exporter.pid)}
+        section["memory_at_rest"] = {
+            "scrapes": settings["rest_samples"],
+            "seconds_since_start": round(time.monotonic() - started, 1),
+            **memory(exporter.pid),
+        }
         log(f"node_exporter: {settings['scrapes']} GET /metrics")
         scrapes = scrape_loop(port, exporter.pid, settings["scrapes"], 600)
         scrapes.pop("_first")
@@ -516,74 +506,25 @@ def node_exporter_section(children: Children, binary: str, work: Path, settings:
     return section
 
 
-def production_section(children: Children, binary: str, exporter_binary: str, collectors: list[str], work: Path,
-                       settings: dict) -> dict:
-    """Both side by side at the cadences they run at in production, for BENCH_PRODUCTION_SECONDS.
-
-    hostmeter with its defaults (a sample every 5 s, a period every 30 s, the file sink) and
-    node_exporter scraped every BENCH_SCRAPE_INTERVAL seconds (Prometheus' usual 15 s), each
-    measured over the same wall time: all of their CPU, idle timers included.
-    """
-    seconds = settings["production_seconds"]
-    interval = settings["scrape_interval"]
-    exporter_port = free_port()
-    state = work / "production-state"
-    instances = work / "production-instances.d"
-    instances.mkdir()
-    config = configuration.write(work / "production.yaml", {
-        "host_id": "bench", "state_dir": str(state), "instances_dir": str(instances),
-        "api": {"listen": LISTEN_ANY_PORT}})
-    agent = AgentProcess(binary, config, work / "production-agent.log", children=children)
-    arguments = [exporter_binary, f"--web.listen-address=127.0.0.1:{exporter_port}", "--collector.disable-defaults"]
-    arguments += [f"--collector.{name}" for name in collectors]
-    port = agent.start(timeout=20)
-    with open(work / "production-exporter.log", "wb") as ne_log:
-        exporter = children.start(arguments, stdout=subprocess.DEVNULL, stderr=ne_log, stdin=subprocess.DEVNULL)
-    try:
-        wait_for(port, "/health", agent.process, 20)
-        wait_for(exporter_port, "/metrics", exporter, 20)
-        time.sleep(2)
-        log(f"production cadence: {seconds} s, hostmeter with its defaults, node_exporter scraped every {interval} s")
-        agent_clock, exporter_clock = CPUClock(agent.pid), CPUClock(exporter.pid)
-        end = time.monotonic() + seconds
-        scrapes = 0
-        while time.monotonic() < end:
-            get_once(exporter_port, "/metrics")
-            scrapes += 1
-            time.sleep(max(0.0, min(interval, end - time.monotonic())))
-            for process in (agent.process, exporter):
-                if process.poll() is not None:
-                    raise RuntimeError(f"{process.args[0]} exited {process.returncode}")
-        agent_cpu, exporter_cpu = agent_clock.since(), exporter_clock.since()
-    finally:
-        agent.stop()
-        children.stop(exporter)
-
-    def per_hour(cpu: dict) -> dict:
-        milliseconds = cpu["cpu_sched_live_threads_ms"]
-        return {**cpu, "cpu_ms_per_hour": round(milliseconds * 3600 / cpu["wall_s"], 1),
-                "percent_of_one_core": round(milliseconds / 10 / cpu["wall_s"], 4)}
-
-    return {
-        "seconds": seconds,
-        "hostmeter": {"cadence": "defaults: sample_seconds 5, interval_seconds 30, file sink", **per_hour(agent_cpu)},
-        "node_exporter": {"cadence": f"one scrape every {interval} s", "scrapes": scrapes, **per_hour(exporter_cpu)},
-        "note": "CPU by the scheduler's count (ns) over the same wall time; everything each process did, idle "
-                "timers included",
-    }
-
-
 # MARK: Report
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in (PROC / "cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in (bench_proc.PROC / "cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "kernel": os.uname().release,
         "cpu_model": model,
-        "memory_total_kb": int(re.search(r"^MemTotal:\s+(\d+)", (PROC / "meminfo").read_text(), re.M).group(1)),
+        "memory_total_kb": int(
+            re.search(r"^MemTotal:\s+(\d+)", (bench_proc.PROC / "meminfo").read_text(), re.M).group(1)
+        ),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "loadavg_before": loadavg(),
         "shared": "other workers build and test on this machine at the same time; see the load averages",
@@ -592,62 +533,10 @@ def machine() -> dict:
 
 def commit() -> dict:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True, timeout=30)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
     return {"head": head.stdout.strip(), "tracked_files_changed": len(dirty.stdout.splitlines())}
-
-
-def ratio(numerator: float, denominator: float) -> float | None:
-    return round(numerator / denominator, 2) if denominator else None
-
-
-def ratios(report: dict) -> tuple[dict, list[tuple[str, str, float, float, str]]]:
-    """node_exporter ÷ hostmeter, and the rows of the human table."""
-    agent, exporter = report["agent"], report["node_exporter"]
-    scrape = exporter["metrics_scrape"]
-    rows = [
-        ("cpu_gather_host_us", "CPU to gather the host once (µs)", scrape["cpu_per_scrape_us"],
-         agent["hour_equivalent"]["cpu_per_sample_us"],
-         "node_exporter per scrape vs hostmeter per sample (whole running process, period close included)"),
-        ("cpu_gather_host_vs_collectors_us", "  … vs hostmeter collectors only (µs)", scrape["cpu_per_scrape_us"],
-         report["host_sample"]["cpu"]["median_us"],
-         "node_exporter per scrape vs hostmeter-bench sample median (thread CPU, no HTTP, no period)"),
-        ("cpu_metrics_scrape_us", "CPU per /metrics scrape (µs)", scrape["cpu_per_scrape_us"],
-         agent["metrics_scrape"]["cpu_per_scrape_us_less_samples"],
-         "hostmeter renders its registry; node_exporter reads /proc and renders"),
-        ("scrape_wall_median_us", "/metrics wall, median (µs)", scrape["wall_median_us"],
-         agent["metrics_scrape"]["wall_median_us"], "seen by the scrape client"),
-        ("cpu_production_ms_per_hour", "CPU per hour, production cadence (ms)",
-         report["production"]["node_exporter"]["cpu_ms_per_hour"], report["production"]["hostmeter"]["cpu_ms_per_hour"],
-         "hostmeter with its defaults (5 s samples, 30 s periods) vs node_exporter scraped every "
-         f"{report['settings']['scrape_interval']} s, side by side over the same time"),
-        ("vm_rss_after_kb", "VmRSS after (kB)", exporter["memory_after_scrapes"]["vm_rss_kb"],
-         agent["memory_after_hour"]["vm_rss_kb"], "node_exporter after the scrapes vs hostmeter after the hour"),
-        ("rss_anon_after_kb", "RssAnon after (kB)", exporter["memory_after_scrapes"]["rss_anon_kb"],
-         agent["memory_after_hour"]["rss_anon_kb"], "private memory"),
-        ("rss_file_after_kb", "RssFile after (kB)", exporter["memory_after_scrapes"]["rss_file_kb"],
-         agent["memory_after_hour"]["rss_file_kb"], "binary and library pages, shared and reclaimable"),
-        ("vm_rss_at_rest_kb", "VmRSS at rest (kB)", exporter["memory_at_rest"]["vm_rss_kb"],
-         agent["memory_at_rest"]["vm_rss_kb"], ""),
-        ("rss_anon_at_rest_kb", "RssAnon at rest (kB)", exporter["memory_at_rest"]["rss_anon_kb"],
-         agent["memory_at_rest"]["rss_anon_kb"], ""),
-    ]
-    result = {"direction": "node_exporter ÷ hostmeter (above 1: hostmeter uses less)"}
-    for key, _, exporter_value, hostmeter_value, note in rows:
-        result[key] = {"node_exporter": exporter_value, "hostmeter": hostmeter_value,
-                       "ratio": ratio(exporter_value, hostmeter_value)}
-        if note:
-            result[key]["note"] = note
-    return result, [(label, exporter_value, hostmeter_value) for _, label, exporter_value, hostmeter_value, _ in rows]
-
-
-def print_table(rows) -> None:
-    print("\nnode_exporter ÷ hostmeter (above 1: hostmeter uses less)", file=sys.stderr)
-    print(f"  {'':40} {'node_exporter':>14} {'hostmeter':>12} {'ratio':>8}", file=sys.stderr)
-    for label, exporter_value, hostmeter_value in rows:
-        shown = ratio(exporter_value, hostmeter_value)
-        print(f"  {label:40} {exporter_value:>14,.1f} {hostmeter_value:>12,.1f} "
-              f"{(f'{shown:.2f}×' if shown is not None else '-'):>8}", file=sys.stderr)
 
 
 def api_only(binary: str, seconds: int) -> dict:
@@ -656,9 +545,17 @@ def api_only(binary: str, seconds: int) -> dict:
     children = Children()
     work = Path(tempfile.mkdtemp(prefix="hostmeter-api-"))
     try:
-        agent = AgentProcess.with_config(binary, work, {
-            "host_id": "bench", "interval_seconds": 30, "state_dir": str(work / "state"),
-            "api": {"listen": LISTEN_ANY_PORT}}, children=children)
+        agent = AgentProcess.with_config(
+            binary,
+            work,
+            {
+                "host_id": "bench",
+                "interval_seconds": 30,
+                "state_dir": str(work / "state"),
+                "api": {"listen": LISTEN_ANY_PORT},
+            },
+            children=children,
+        )
         port = agent.start(timeout=20)
         wait_for(port, "/health", agent.process, 10)
         before = memory(agent.pid)
@@ -671,26 +568,28 @@ def api_only(binary: str, seconds: int) -> dict:
     latency = wrk_latency(output)
 
     def kb(figures: dict) -> dict:
-        return {"VmRSS_kb": figures["vm_rss_kb"], "RssAnon_kb": figures["rss_anon_kb"],
-                "RssFile_kb": figures["rss_file_kb"]}
+        return {
+            "VmRSS_kb": figures["vm_rss_kb"],
+            "RssAnon_kb": figures["rss_anon_kb"],
+            "RssFile_kb": figures["rss_file_kb"],
+        }
 
-    return {"route": "/get", "body_bytes": len(body), "connections": 8, "seconds": seconds,
-            "requests_per_second": wrk_requests_per_second(output), "p50": latency["50"], "p99": latency["99"],
-            "memory_before": kb(before), "memory_after": kb(after)}
+    return {
+        "route": "/get",
+        "body_bytes": len(body),
+        "connections": 8,
+        "seconds": seconds,
+        "requests_per_second": wrk_requests_per_second(output),
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "memory_before": kb(before),
+        "memory_after": kb(after),
+    }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="hostmeter's figures and node_exporter's, as one JSON report.")
-    parser.add_argument("--bin", required=True, help="the release build folder with hostmeter and hostmeter-bench")
-    parser.add_argument("--api", type=int, metavar="SECONDS",
-                        help="only GET /get with wrk for SECONDS, and the agent's memory (scripts/bench.sh api)")
-    arguments = parser.parse_args(argv)
-    if arguments.api is not None:
-        if not 1 <= arguments.api <= 3600:
-            sys.exit(f"bench: --api must be 1…3600 seconds, not {arguments.api}")
-        print(json.dumps(api_only(str(Path(arguments.bin) / "hostmeter"), arguments.api)))
-        return
-    settings = {
+def settings_from_environment() -> dict:
+    """Every setting, from the environment (module docstring), each bounded."""
+    return {
         "hour_periods": env_int("BENCH_HOUR_PERIODS", 120, 1, 720),
         "samples_per_period": env_int("BENCH_SAMPLES_PER_PERIOD", 1, 1, 30),
         "rest_samples": env_int("BENCH_REST_SAMPLES", 5, 1, 60),
@@ -699,13 +598,62 @@ def main(argv: list[str] | None = None) -> None:
         "sample_iterations": env_int("BENCH_SAMPLE_ITERATIONS", 5000, 1, 1_000_000),
         "period_iterations": env_int("BENCH_PERIOD_ITERATIONS", 2000, 1, 1_000_000),
         "outbox_events": env_int("BENCH_OUTBOX_EVENTS", 100_000, 1, 10_000_000),
+        "outbox_depth_pending": env_int("BENCH_OUTBOX_DEPTH_PENDING", 300_000, 0, 5_000_000),
         "instance_periods": env_int("BENCH_INSTANCE_PERIODS", 10, 1, 1000),
-        "production_seconds": env_int("BENCH_PRODUCTION_SECONDS", 120, 10, 3600),
+        "floor_iterations": env_int("BENCH_FLOOR_ITERATIONS", 5000, 1, 1_000_000),
+        "production_seconds": env_int("BENCH_PRODUCTION_SECONDS", 600, 10, 3600),
+        "production_vm_seconds": env_int("BENCH_PRODUCTION_VM_SECONDS", 600, 10, 3600),
+        "production_vms": env_int("BENCH_PRODUCTION_VMS", 100, 1, 1000),
         "scrape_interval": env_int("BENCH_SCRAPE_INTERVAL", 15, 1, 300),
+        "wakeup_poll_seconds": env_int("BENCH_WAKEUP_POLL_SECONDS", 1, 1, 60),
     }
+
+
+def parse_only(text: str | None) -> list[str]:
+    """The sections ``--only`` names (comma-separated), in SECTIONS order; all of them without it."""
+    if not text:
+        return list(SECTIONS)
+    named = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in named if name not in SECTIONS]
+    if unknown or not named:
+        raise ValueError(f"--only takes {', '.join(SECTIONS)}; not {', '.join(unknown) or repr(text)}")
+    return [name for name in SECTIONS if name in named]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="hostmeter's figures and node_exporter's, as one JSON report.")
+    parser.add_argument("--bin", required=True, help="the release build folder with hostmeter and hostmeter-bench")
+    parser.add_argument(
+        "--api",
+        type=int,
+        metavar="SECONDS",
+        help="only GET /get with wrk for SECONDS, and the agent's memory (scripts/bench.sh api)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTION[,SECTION]",
+        help=f"run only these sections, in the usual order: {', '.join(SECTIONS)}",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.api is not None:
+        if not 1 <= arguments.api <= 3600:
+            sys.exit(f"bench: --api must be 1…3600 seconds, not {arguments.api}")
+        print(json.dumps(api_only(str(Path(arguments.bin) / "hostmeter"), arguments.api)))
+        return
+    try:
+        wanted = parse_only(arguments.only)
+    except ValueError as error:
+        sys.exit(f"bench: {error}")
+    settings = settings_from_environment()
     exporter = os.environ.get("BENCH_NODE_EXPORTER", "/usr/bin/prometheus-node-exporter")
+    nginx = os.environ.get("BENCH_NGINX", "/usr/sbin/nginx")
     binaries = Path(arguments.bin)
-    for path in (binaries / "hostmeter", binaries / "hostmeter-bench", Path(exporter)):
+    needed = [binaries / "hostmeter", binaries / "hostmeter-bench"]
+    if {"node_exporter", "production", "production_vms"} & set(wanted):
+        needed.append(Path(exporter))
+    if "nginx" in wanted:
+        needed.append(Path(nginx))
+    for path in needed:
         if not os.access(path, os.X_OK):
             sys.exit(f"bench: {path} is missing (scripts/bench.sh report builds and installs it)")
 
@@ -714,16 +662,57 @@ def main(argv: list[str] | None = None) -> None:
     children = Children()
     work = Path(tempfile.mkdtemp(prefix="hostmeter-report-"))
     began = time.monotonic()
+    hostmeter = str(binaries / "hostmeter")
     try:
-        report: dict = {"report": "hostmeter bench report", "commit": commit(), "machine": machine(),
-                        "settings": settings}
-        report.update(hostmeter_bench_sections(children, str(binaries / "hostmeter-bench"), work, settings))
-        report["agent"] = agent_section(children, str(binaries / "hostmeter"), work, settings)
-        report["api_get"] = report["agent"].pop("api_get")
-        report["node_exporter"] = node_exporter_section(children, exporter, work, settings)
-        report["production"] = production_section(children, str(binaries / "hostmeter"), exporter,
-                                                  report["node_exporter"]["collectors"], work, settings)
+        report: dict = {
+            "report": "hostmeter bench report",
+            "commit": commit(),
+            "machine": machine(),
+            "binaries": {name: binary_info(binaries / name) for name in ("hostmeter", "hostmeter-bench")},
+            "settings": settings,
+            "sections": wanted,
+        }
+        for name, info in report["binaries"].items():
+            log("measuring " + describe_binary(name, info))
+        report.update(
+            hostmeter_bench_sections(children, str(binaries / "hostmeter-bench"), work, settings, set(wanted))
+        )
+        if "floor" in wanted:
+            report["host_floor"] = floor_section(
+                children, work, settings["floor_iterations"], report.get("host_sample")
+            )
+        if "agent" in wanted:
+            report["agent"] = agent_section(children, hostmeter, work, settings)
+            report["api_get"] = report["agent"].pop("api_get")
+        if "node_exporter" in wanted:
+            report["node_exporter"] = node_exporter_section(children, exporter, work, settings)
+        if "nginx" in wanted:
+            report["get_vs_nginx"] = nginx_section(children, hostmeter, nginx, work, settings["wrk_seconds"])
+        collectors = (report.get("node_exporter") or {}).get("collectors")
+        if "production" in wanted:
+            report["production"] = production_run(
+                children,
+                hostmeter,
+                exporter,
+                collectors or exporter_collectors(exporter),
+                work / "production",
+                settings,
+                settings["production_seconds"],
+            )
+        if "production_vms" in wanted:
+            report["production_vms"] = production_run(
+                children,
+                hostmeter,
+                exporter,
+                collectors or exporter_collectors(exporter),
+                work / "production-vms",
+                settings,
+                settings["production_vm_seconds"],
+                vms=settings["production_vms"],
+            )
         report["ratios"], rows = ratios(report)
+        checked = targets(report)
+        report["targets"] = [row.as_dict() for row in checked]
         report["machine"]["loadavg_after"] = loadavg()
         report["run_seconds"] = round(time.monotonic() - began, 1)
     finally:
@@ -735,9 +724,16 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
     if os.environ.get("BENCH_OUT"):
         Path(os.environ["BENCH_OUT"]).write_text(text)
-    print_table(rows)
-    print(f"\nload average before {report['machine']['loadavg_before']}, after {report['machine']['loadavg_after']}; "
-          f"run took {report['run_seconds']:.0f} s", file=sys.stderr)
+    print(format_table(rows), file=sys.stderr)
+    print(format_targets(checked), file=sys.stderr)
+    print("", file=sys.stderr)
+    for name, info in report["binaries"].items():
+        print("measured " + describe_binary(name, info), file=sys.stderr)
+    print(
+        f"load average before {report['machine']['loadavg_before']}, after {report['machine']['loadavg_after']}; "
+        f"run took {report['run_seconds']:.0f} s",
+        file=sys.stderr,
+    )
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -93,7 +93,8 @@ import Testing
         let started = ContinuousClock.now
         try await EventThread.timers.sleep(for: .milliseconds(250))
         let slept = ContinuousClock.now - started
-        #expect(slept >= .milliseconds(250) && slept < .seconds(5), "\(slept)")
+        // Resumed on the shared pool: under a loaded parallel test run that can take seconds.
+        #expect(slept >= .milliseconds(250) && slept < .seconds(60), "\(slept)")
     }
 
     @Test func theThreadEndsWithItsServiceAndLaterJobsStillRun() async throws {

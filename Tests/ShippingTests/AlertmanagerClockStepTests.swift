@@ -17,10 +17,14 @@ import UsageModel
         func step(by seconds: Double) { offset.withLock { $0 += seconds } }
     }
 
+    /// A loaded test run can hold a request up for seconds (the client shares NIO's event loops
+    /// with every other test): generous timeouts, and a breaker that opens for a second, not the
+    /// default 30 s that would outlast the test's windows. The clock step is what is under test.
     static func settings(port: Int) -> AlertmanagerSettings {
         AlertmanagerSettings(
             url: "http://127.0.0.1:\(port)", resendSeconds: 1, validitySeconds: 60,
-            retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.4), connectTimeoutSeconds: 1, requestTimeoutSeconds: 2)
+            retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.4), openSeconds: 1,
+            connectTimeoutSeconds: 5, requestTimeoutSeconds: 10)
     }
 
     /// Whether `responder` answered at least `count` requests within `seconds` (polled every 50 ms).
@@ -50,12 +54,14 @@ import UsageModel
 
         // Windows of 30 s: in the full suite on 2 cores the loop's task may wait seconds for a
         // thread; without the bounds the resend after the step would wait an hour.
-        #expect(try await Self.requests(responder, atLeast: 2, within: 30), "not resent before the step")
+        #expect(
+            try await Self.requests(responder, atLeast: 2, within: 30),
+            "not resent before the step: \(responder.requests) requests, \(notifier.snapshot)")
         clock.step(by: -3600)
         let before = responder.requests
         #expect(
             try await Self.requests(responder, atLeast: before + 3, within: 30),
-            "\(responder.requests - before) resends in 30 s after the clock stepped back")
+            "\(responder.requests - before) resends in 30 s after the clock stepped back: \(notifier.snapshot)")
         #expect(notifier.snapshot.failures.isEmpty, "\(notifier.snapshot.failures)")
         #expect(notifier.snapshot.activeAlerts == 1)
         running.cancel()

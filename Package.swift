@@ -93,6 +93,8 @@ let package = Package(
                 "AgentAPI", "EventThreads", "GPU", "InputGuards", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],

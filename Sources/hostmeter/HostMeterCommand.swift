@@ -1,11 +1,21 @@
 import ArgumentParser
 import Foundation
+import HostMeterAgent
 
 /// The `hostmeter` command line.
 ///
 /// Exit codes are part of the contract: 0 success, 1 runtime failure, 2 bad usage or bad
 /// configuration. ArgumentParser's own usage code (64, EX_USAGE) is mapped to 2.
+///
+/// The entry point is synchronous: it installs the process's executors before any task exists
+/// (`ProcessExecutors`), then runs the command as the main actor's task on the main thread.
 @main
+enum Entry {
+    static func main() {
+        ProcessExecutors.runMain { await HostMeterCommand.main() }
+    }
+}
+
 struct HostMeterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hostmeter",

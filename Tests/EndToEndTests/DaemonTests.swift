@@ -181,6 +181,56 @@ import Glibc
 /// `hostmeter run` of `scratch`'s configuration (a 2 s period sampled every second, the API on a
 /// free loopback port, the default file sink), with `environment` on top of the test's, its
 /// stderr in a file of its own: a test may run two agents on one state directory.
+extension DaemonTests {
+    /// An idle agent sleeps: between two samples no thread of the process wakes. libdispatch's
+    /// worker pool, Swift's default executor on Linux, arms a one-second monitor timer for the life
+    /// of the process once its first worker starts (3 wake-ups in 3 s); the agent's executors
+    /// (`ProcessExecutors`) keep every task off that pool.
+    @Test func anIdleAgentWakesNoThreadBetweenSamples() async throws {
+        let scratch = try AgentScratch(prefix: "hostmeter-idle")
+        defer { scratch.remove() }
+        try """
+            host_id: idle-test
+            interval_seconds: 60
+            sample_seconds: 60
+            state_dir: \(scratch.stateDirectory.path)
+            instances_dir: \(scratch.instancesDirectory.path)
+            api:
+              listen: 127.0.0.1:0
+            """.write(to: scratch.configFile, atomically: true, encoding: .utf8)
+        let agent = try startAgent(scratch)
+        defer { agent.kill() }
+        #expect(await agent.waitForStderr(within: 30) { $0.contains("msg=ready") }, "not ready; stderr:\n\(agent.stderr)")
+        // Samples, probes and periods fall on wall-clock minutes: measure 4 s clear of one, after
+        // the start-up work has settled.
+        try await Task.sleep(for: .seconds(2))
+        let second = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 60)
+        if second > 50 || second < 5 { try await Task.sleep(for: .seconds((65 - second).truncatingRemainder(dividingBy: 60))) }
+        let before = try #require(Self.wakeUps(of: agent.pid))
+        try await Task.sleep(for: .seconds(4))
+        let after = try #require(Self.wakeUps(of: agent.pid))
+        let woken = after.filter { name, count in count > (before[name] ?? 0) }
+            .map { name, count in "\(name): \(count - (before[name] ?? 0))" }
+        #expect(woken.count <= 1 && after.values.reduce(0, +) - before.values.reduce(0, +) <= 1,
+                "threads woke between samples: \(woken.sorted())")
+        #expect(await agent.terminate(within: 30) == .exited(0), "stderr:\n\(agent.stderr)")
+    }
+
+    /// Voluntary context switches (sleeps ended) by thread, keyed by "TID name".
+    static func wakeUps(of pid: Int32) -> [String: Int]? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+        var switches: [String: Int] = [:]
+        for tid in tasks {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8) else { continue }
+            let name = status.split(separator: "\n").first { $0.hasPrefix("Name:") }.map { $0.dropFirst(5).trimmingCharacters(in: .whitespaces) } ?? "?"
+            let count = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+                .flatMap { Int($0.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") } ?? 0
+            switches["\(tid) \(name)"] = count
+        }
+        return switches
+    }
+}
+
 private func startAgent(_ scratch: AgentScratch, environment: [String: String] = [:]) throws -> AgentChild {
     let stderrFile = scratch.directory.appendingPathComponent("stderr-\(UUID().uuidString).log")
     return try AgentChild(scratch, stderrFile: stderrFile, environment: environment)

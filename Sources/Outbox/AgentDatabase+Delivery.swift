@@ -68,14 +68,14 @@ extension AgentDatabase {
         // Never-offered events are due at 0 (a retry time is a wall time after 1970) and come first
         // in due order: when any is left, this lease counts its first attempt and must be durable.
         try write("lease events", durability: .durableIf { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE next_attempt_at = 0)") ?? true
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM events WHERE next_attempt_at = 0)")) ?? true
         }) { db in
             let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
-                    FROM events INDEXED BY events_due WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
+                        FROM events INDEXED BY events_due WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?
+                        """),
                 arguments: [now, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
@@ -91,10 +91,9 @@ extension AgentDatabase {
                             periodStart: row["period_start"], periodEnd: row["period_end"], payload: payload),
                         attempts: (row["attempts"] as Int) + 1))
             }
-            for chunk in leased.chunked(500) {
-                try db.execute(
-                    sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN (\(placeholders(chunk.count)))",
-                    arguments: StatementArguments(chunk.map(\.id)))
+            if !leased.isEmpty {
+                try db.cachedStatement(sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN \(idList)")
+                    .execute(arguments: [idArray(leased.map(\.id))])
             }
             return leased
         }
@@ -103,21 +102,17 @@ extension AgentDatabase {
     /// Removes delivered events.
     public func acknowledge(_ ids: [Int64]) throws(OutboxError) {
         try write("acknowledge events", durability: .relaxed) { db in
-            for chunk in ids.chunked(500) {
-                try db.execute(
-                    sql: "DELETE FROM events WHERE id IN (\(placeholders(chunk.count)))", arguments: StatementArguments(chunk))
-            }
+            guard !ids.isEmpty else { return }
+            try db.cachedStatement(sql: "DELETE FROM events WHERE id IN \(idList)").execute(arguments: [idArray(ids)])
         }
     }
 
     /// Puts events back for a later attempt.
     public func scheduleRetry(_ ids: [Int64], at time: Double, error: String) throws(OutboxError) {
         try write("schedule retry", durability: .relaxed) { db in
-            for chunk in ids.chunked(500) {
-                try db.execute(
-                    sql: "UPDATE events SET next_attempt_at = ?, last_error = ? WHERE id IN (\(placeholders(chunk.count)))",
-                    arguments: StatementArguments([time, error] as [any DatabaseValueConvertible]) + StatementArguments(chunk))
-            }
+            guard !ids.isEmpty else { return }
+            try db.cachedStatement(sql: "UPDATE events SET next_attempt_at = ?, last_error = ? WHERE id IN \(idList)")
+                .execute(arguments: [time, error, idArray(ids)])
         }
     }
 
@@ -127,7 +122,8 @@ extension AgentDatabase {
     @discardableResult
     public func bringRetriesForward(notAfter time: Double) throws(OutboxError) -> Int {
         try write("reschedule retries", durability: .relaxed) { db in
-            try db.execute(sql: "UPDATE events SET next_attempt_at = ? WHERE next_attempt_at > ?", arguments: [time, time])
+            try db.cachedStatement(sql: "UPDATE events SET next_attempt_at = ? WHERE next_attempt_at > ?")
+                .execute(arguments: [time, time])
             return db.changesCount
         }
     }
@@ -242,7 +238,7 @@ extension AgentDatabase {
     /// when none is pending: the first entry of the `events_due` index.
     public func nextAttemptAt() throws(OutboxError) -> Double? {
         try read("read the next due time") { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM events")
+            try Double.fetchOne(db.cachedStatement(sql: "SELECT MIN(next_attempt_at) FROM events"))
         }
     }
 
@@ -334,6 +330,16 @@ extension AgentDatabase {
             return lastID
         }
     }
+}
+
+/// `IN` over ids bound as one JSON array: one statement, prepared once and kept in the
+/// connection's cache whatever the batch size (a placeholder per id prepares, and authorizes, a
+/// new statement for every size). Use with `idArray`.
+let idList = "(SELECT value FROM json_each(?))"
+
+/// The JSON array `idList` reads.
+func idArray(_ ids: [Int64]) -> String {
+    "[" + ids.map(String.init).joined(separator: ",") + "]"
 }
 
 func placeholders(_ count: Int) -> String {

@@ -416,8 +416,8 @@ public struct AgentDatabase: Sendable {
         do {
             return try writer.writeWithoutTransaction { db in
                 let relaxed = try !durability.isDurable(db)
-                if relaxed { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-                defer { if relaxed { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+                if relaxed { try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() }
+                defer { if relaxed { try? db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() } }
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)

@@ -76,18 +76,23 @@ final class FilesystemCollector: HostCollector {
     /// The mounts to stat: types and mount points selected, and each filesystem (major:minor) once,
     /// at its first mount in the table, since bind mounts show the same space again and would
     /// double storage_gb.
+    ///
+    /// The kernel says when the mount table changed (POLLPRI on the kept mountinfo descriptor), so
+    /// an unchanged table is not even read; a table read again (a change, a fixture file) that
+    /// equals the last one is compared and dropped rather than parsed. The selection is made in
+    /// the read's closure, so a table that does not parse drops the descriptor and is read again
+    /// next time.
     private func selectedMounts() throws(ProbeError) -> [MountInfo] {
-        let path = mountinfo.path
-        // An unchanged table is compared and dropped, so the buffer's storage is only copied when
-        // the table changed and is stored below.
-        let raw = try mountinfo.read { (bytes, _) throws(ProbeError) in bytes }
-        if let cached = selected.withLock({ $0.raw == raw ? $0.mounts : nil }) { return cached }
-        var seen = Set<UInt64>()
-        let mounts = try Mountinfo.parse(raw, path: path).filter { mount in
-            !selection.excludedTypes.contains(mount.fsType) && selection.mountPoints.selects(mount.mountPoint)
-                && seen.insert(UInt64(mount.major) << 32 | UInt64(mount.minor)).inserted
+        let fresh = try mountinfo.readIfMountTableChanged { (raw, path) throws(ProbeError) -> [MountInfo] in
+            if let cached = selected.withLock({ $0.raw == raw ? $0.mounts : nil }) { return cached }
+            var seen = Set<UInt64>()
+            let mounts = try Mountinfo.parse(raw, path: path).filter { mount in
+                !selection.excludedTypes.contains(mount.fsType) && selection.mountPoints.selects(mount.mountPoint)
+                    && seen.insert(UInt64(mount.major) << 32 | UInt64(mount.minor)).inserted
+            }
+            selected.withLock { $0 = (raw, mounts) }
+            return mounts
         }
-        selected.withLock { $0 = (raw, mounts) }
-        return mounts
+        return fresh ?? selected.withLock { $0.mounts }
     }
 }

@@ -181,6 +181,16 @@ public final class KeptFile {
         }
     }
 
+    /// For a mount table of procfs (/proc/PID/mounts, /proc/PID/mountinfo): true when the kernel
+    /// reports no change of the mount namespace since this descriptor was opened or last asked.
+    /// Those files signal a change with POLLPRI, and asking consumes the signal. False for any
+    /// other file, which must simply be read.
+    func mountTableUnchanged() -> Bool {
+        guard isKernelFile else { return false }
+        var entry = pollfd(fd: descriptor, events: Int16(POLLPRI), revents: 0)
+        return poll(&entry, 1, 0) == 0
+    }
+
     /// The devices of this process's procfs, sysfs and cgroup mounts, from its mount table read
     /// once: a file on one of them is a kernel file. A file on a filesystem mounted later is
     /// checked with fstat(2) at each read, which costs a little and is still right.
@@ -241,6 +251,16 @@ public final class KeptPath: Sendable {
             if fresh.isKept { state.file = fresh }
             return try parse(bytes, path)
         }
+    }
+
+    /// Like `read`, for a procfs mount table: nil, without reading, when the kernel reports the
+    /// mount table unchanged since the previous read on the kept descriptor (see
+    /// `KeptFile.mountTableUnchanged`). A fresh descriptor, or any other file, is always read.
+    public func readIfMountTableChanged<Value: Sendable>(
+        _ parse: ([UInt8], String) throws(ProbeError) -> Value
+    ) throws(ProbeError) -> Value? {
+        let unchanged = state.withLock { $0.file?.mountTableUnchanged() ?? false }
+        return unchanged ? nil : try read(parse)
     }
 
     /// Closes the descriptor; the next read opens the file again.

@@ -13,6 +13,37 @@ import Glibc
 /// read through new descriptors.
 @Suite(.serialized)
 struct KeptFileKernelTests {
+    /// The kept mountinfo is read only when the kernel says the mount table changed (POLLPRI):
+    /// a mount and an unmount made here are both seen at the next read, and an unchanged table is
+    /// not read. Other tests may mount meanwhile (network namespaces), so "unchanged" is only
+    /// required to be seen once, and what is checked after a change is the content.
+    @Test(.enabled(if: KernelFixtures.isRoot, "needs root to mount a tmpfs"))
+    func aKeptMountinfoIsReadAgainOnlyWhenTheMountTableChanges() throws {
+        let mountinfo = KeptPath("/proc/self/mountinfo")
+        let table = { (bytes: [UInt8], _: String) throws(ProbeError) -> String in String(decoding: bytes, as: UTF8.self) }
+        #expect(try mountinfo.readIfMountTableChanged(table) != nil, "the first read reads")
+        var unchangedSeen = false
+        for _ in 0..<50 where !unchangedSeen {
+            unchangedSeen = try mountinfo.readIfMountTableChanged(table) == nil
+            if !unchangedSeen { usleep(20_000) }
+        }
+        #expect(unchangedSeen, "an unchanged mount table was read again every time")
+
+        let point = FileManager.default.temporaryDirectory.appendingPathComponent(KernelFixtures.uniqueName("hm-mnt-")).path
+        try FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: point) }
+        try #require(mount("hostmeter-test", point, "tmpfs", 0, nil) == 0, "mount: errno \(errno)")
+        var mounted = true
+        defer { if mounted { umount2(point, Int32(MNT_DETACH)) } }
+        let afterMount = try #require(try mountinfo.readIfMountTableChanged(table), "the mount was not noticed")
+        #expect(afterMount.contains(" \(point) "))
+
+        #expect(umount2(point, 0) == 0, "umount: errno \(errno)")
+        mounted = false
+        let afterUnmount = try #require(try mountinfo.readIfMountTableChanged(table), "the unmount was not noticed")
+        #expect(!afterUnmount.contains(" \(point) "))
+    }
+
     @Test(.enabled(if: KernelFixtures.canMakeHybridCPUCgroups, "needs root and writable cgroup hierarchies"))
     func aKeptCgroupRemovedAndRecreatedReadsTheNewCgroup() throws {
         let layout = try #require(KernelFixtures.hostLayout)

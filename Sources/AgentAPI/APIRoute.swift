@@ -45,12 +45,12 @@ extension APIRouter {
         APIRoute(.get, "/metrics", .monitoring) { try $0.metrics($1, context: $2) },
         APIRoute(.get, "/thresholds", .admin) { try $0.getThresholds($1, context: $2) },
         APIRoute(.put, "/thresholds", .change) { try await $0.putThresholds($1, context: $2) },
-        APIRoute(.delete, "/thresholds", .change) { try $0.deleteThresholds($1, context: $2) },
+        APIRoute(.delete, "/thresholds", .change) { try await $0.deleteThresholds($1, context: $2) },
         APIRoute(.get, "/outbox", .admin) { try $0.outbox($1, context: $2) },
         APIRoute(.get, "/instances", .usage) { try $0.listInstances($1, context: $2) },
         APIRoute(.get, "/instances/:id", .usage) { try $0.getInstance($1, context: $2) },
         APIRoute(.put, "/instances/:id", .change) { try await $0.putInstance($1, context: $2) },
-        APIRoute(.delete, "/instances/:id", .change) { try $0.deleteInstance($1, context: $2) },
+        APIRoute(.delete, "/instances/:id", .change) { try await $0.deleteInstance($1, context: $2) },
     ]
 
     /// The methods answered with 405 (and an `Allow` header) on a known path that lacks them.

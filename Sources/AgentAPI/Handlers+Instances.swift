@@ -112,8 +112,10 @@ extension Handlers {
             throw APIError(.badRequest, "invalid manifest: \(error)")
         }
         let created: Bool
+        let (instances, now) = (dependencies.instances, dependencies.now())
+        let outcome = try await Self.blocking { Result { () throws(InstanceRegistryError) in try instances.put(manifest, now: now) } }
         do {
-            created = try dependencies.instances.put(manifest, now: dependencies.now())
+            created = try outcome.get()
         } catch let error {
             switch error {
             case .definedByFile, .reserved, .full, .equivalentID: throw APIError(.conflict, "\(error)")
@@ -129,11 +131,13 @@ extension Handlers {
             status: created ? .created : .ok, InstanceBody(manifest: manifest, source: .api, running: nil))
     }
 
-    func deleteInstance(_ request: Request, context: APIRequestContext) throws -> Response {
+    func deleteInstance(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         let existed: Bool
+        let instances = dependencies.instances
+        let outcome = try await Self.blocking { Result { () throws(InstanceRegistryError) in try instances.delete(id) } }
         do {
-            existed = try dependencies.instances.delete(id)
+            existed = try outcome.get()
         } catch let error {
             switch error {
             case .definedByFile, .reserved, .full, .equivalentID: throw APIError(.conflict, "\(error)")

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Metering
 import NIOCore
+import NIOPosix
 import Outbox
 import RuntimeState
 import UsageModel
@@ -149,7 +150,8 @@ struct Handlers: Sendable {
             throw APIError(.badRequest, "invalid rules: \(error)")
         }
         do {
-            try dependencies.thresholds.put(rules, now: dependencies.now())
+            let (thresholds, now) = (dependencies.thresholds, dependencies.now())
+            try await Self.blocking { try thresholds.put(rules, now: now) }
         } catch let error as ThresholdRuleError {
             throw APIError(.badRequest, "invalid rules: \(error.within("rules"))")
         } catch {
@@ -162,9 +164,10 @@ struct Handlers: Sendable {
         return APIRouter.json(thresholdsBody())
     }
 
-    func deleteThresholds(_ request: Request, context: APIRequestContext) throws -> Response {
+    func deleteThresholds(_ request: Request, context: APIRequestContext) async throws -> Response {
         do {
-            try dependencies.thresholds.deleteAPIRules()
+            let thresholds = dependencies.thresholds
+            try await Self.blocking { try thresholds.deleteAPIRules() }
         } catch {
             throw APIError(.serviceUnavailable, "cannot delete the rules: \(error)")
         }
@@ -182,6 +185,13 @@ struct Handlers: Sendable {
     }
 
     // MARK: Bodies
+
+    /// Runs a write that blocks (a SQLite transaction and its fsync) on NIO's thread pool for
+    /// blocking work, not on the event loop that runs the handler: the loop keeps serving its other
+    /// connections (and, as the process's default executor, other tasks) meanwhile.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
 
     /// The body as bytes: over 64 KiB is 413, a declared type other than JSON is 415.
     static func readJSONBody(_ request: Request) async throws -> Data {

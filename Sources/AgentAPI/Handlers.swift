@@ -5,12 +5,15 @@ import NIOCore
 import NIOPosix
 import Outbox
 import RuntimeState
+import Synchronization
 import UsageModel
 
 /// The route handlers. They read the published snapshot and never /proc; the threshold and instance
 /// routes write (through the rule book and the instance registry, which store what they accept).
 struct Handlers: Sendable {
     let dependencies: APIDependencies
+    /// /get's head up to its one per-request field, encoded once per sample.
+    let getHead = GetHeadCache()
 
     // MARK: GET /get
 
@@ -53,13 +56,22 @@ struct Handlers: Sendable {
             256 + (showHost ? snapshot.hostJSON?.count ?? 0 : 0) + instances.reduce(0) { $0 + $1.json.count + 1 }
                 + snapshot.gpusJSON.count)
         let sampledAt = snapshot.lastSample.map { Double($0.wallNanos) / 1e9 }
-        let head = Head(
-            agentVersion: AgentVersion.current, hostID: snapshot.hostID, intervalSeconds: snapshot.intervalSeconds,
-            sampleSeconds: snapshot.sampleSeconds, sampledAt: sampledAt.map { ($0 * 1000).rounded() / 1000 },
-            sampleAgeSeconds: sampledAt.map { (max(0, now - $0) * 1000).rounded() / 1000 })
-        var headBytes = InstanceView.encode(head)
-        headBytes.removeLast()  // the closing brace: the rest of the object follows
-        body += headBytes
+        // Everything in the head but the sample's age is the same for every request until the next
+        // sample: encoded once, then copied; the age is written here.
+        let key = GetHeadCache.Key(
+            hostID: snapshot.hostID, intervalSeconds: snapshot.intervalSeconds, sampleSeconds: snapshot.sampleSeconds,
+            sampledAtNanos: snapshot.lastSample?.wallNanos)
+        body += getHead.prefix(for: key) {
+            var bytes = InstanceView.encode(
+                Head(
+                    agentVersion: AgentVersion.current, hostID: key.hostID, intervalSeconds: key.intervalSeconds,
+                    sampleSeconds: key.sampleSeconds, sampledAt: sampledAt.map { ($0 * 1000).rounded() / 1000 }))
+            bytes.removeLast()  // the closing brace: the rest of the object follows
+            return bytes
+        }
+        body += Array(",\"sample_age_seconds\":".utf8)
+        // A finite, non-negative Double's description is a JSON number ("0.25", "3.0", "1e-05").
+        body += Array((sampledAt.map { "\((max(0, now - $0) * 1000).rounded() / 1000)" } ?? "null").utf8)
         body += Array(",\"host\":".utf8)
         body += showHost ? snapshot.hostJSON ?? Array("null".utf8) : Array("null".utf8)
         body += Array(",\"instances\":[".utf8)
@@ -79,11 +91,10 @@ struct Handlers: Sendable {
         var intervalSeconds: Int
         var sampleSeconds: Int
         var sampledAt: Double?
-        var sampleAgeSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case agentVersion = "agent_version", hostID = "host_id", intervalSeconds = "interval_seconds"
-            case sampleSeconds = "sample_seconds", sampledAt = "sampled_at", sampleAgeSeconds = "sample_age_seconds"
+            case sampleSeconds = "sample_seconds", sampledAt = "sampled_at"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -93,7 +104,6 @@ struct Handlers: Sendable {
             try container.encode(intervalSeconds, forKey: .intervalSeconds)
             try container.encode(sampleSeconds, forKey: .sampleSeconds)
             try container.encode(sampledAt, forKey: .sampledAt)
-            try container.encode(sampleAgeSeconds, forKey: .sampleAgeSeconds)
         }
     }
 
@@ -208,5 +218,26 @@ struct Handlers: Sendable {
             throw APIError(.contentTooLarge, "the request body is larger than \(APIRouter.maxBodyBytes) bytes")
         }
         return Data(buffer.readableBytesView)
+    }
+}
+
+/// `/get`'s head without `sample_age_seconds`, kept for the sample it was encoded for: the
+/// requests between two samples copy it instead of running the JSON encoder each.
+final class GetHeadCache: Sendable {
+    struct Key: Equatable, Sendable {
+        var hostID: String
+        var intervalSeconds: Int
+        var sampleSeconds: Int
+        var sampledAtNanos: Int64?
+    }
+
+    private let cached = Mutex<(key: Key, bytes: [UInt8])?>(nil)
+
+    /// The bytes for `key`, from `encode` when the key changed since the last call.
+    func prefix(for key: Key, encode: () -> [UInt8]) -> [UInt8] {
+        if let hit = cached.withLock({ $0?.key == key ? $0?.bytes : nil }) { return hit }
+        let bytes = encode()
+        cached.withLock { $0 = (key, bytes) }
+        return bytes
     }
 }

@@ -96,6 +96,26 @@ func instanceIDs(_ response: TestResponse) throws -> [String] {
 func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
 @Suite struct GetRouteTests {
+    /// The head is encoded once per sample and reused: a new sample must show in the next request
+    /// (its `sampled_at` and the age computed from it), not the head kept from the one before.
+    @Test func theHeadFollowsEachSample() async throws {
+        let fixture = try RouterFixture(tokens: false)
+        try await fixture.application.test(.router) { client in
+            try await client.execute(uri: "/get", method: .get) { (response: TestResponse) async throws in
+                let body = try json(response)
+                #expect(body["sample_age_seconds"] as? Double == 2)
+                #expect(body["sampled_at"] as? Double == fixture.now - 2)
+            }
+            fixture.state.update { $0.lastSample?.wallNanos = Int64((fixture.now - 0.25) * 1e9) }
+            try await client.execute(uri: "/get", method: .get) { (response: TestResponse) async throws in
+                let body = try json(response)
+                #expect(body["sample_age_seconds"] as? Double == 0.25)
+                #expect(body["sampled_at"] as? Double == fixture.now - 0.25)
+                #expect(body["host_id"] as? String == "host-7" && body["interval_seconds"] as? Int != nil)
+            }
+        }
+    }
+
     @Test func servesTheSnapshotWithoutAuthentication() async throws {
         let fixture = try RouterFixture(tokens: false)
         try await fixture.application.test(.router) { client in

@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "ShippingTests",
             dependencies: [
-                "Shipping", "Outbox", "TestSupport", "UsageModel",
+                "EventThreads", "Shipping", "Outbox", "TestSupport", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -35,7 +35,7 @@ final class MainThreadExecutor: MainExecutor, @unchecked Sendable {
         try runUntil { false }
     }
 
-    /// Runs jobs until `condition` holds after a job, or until `stop()`.
+    /// Runs jobs until `done` holds after a round of jobs, or until `stop()`.
     func runUntil(_ done: () -> Bool) throws {
         pthread_mutex_lock(mutex)
         while !stopped {

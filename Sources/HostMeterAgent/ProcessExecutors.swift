@@ -1,5 +1,4 @@
 @_spi(ExperimentalCustomExecutors) @_spi(ExperimentalScheduling) import _Concurrency
-import EventThreads
 import NIOCore
 import NIOPosix
 #if canImport(Glibc)

@@ -146,11 +146,19 @@ public final class EventThread: TaskExecutor, @unchecked Sendable {
     }
 
     static func deadline(after duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        let nanoseconds = max(0, seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        let total = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ max(0, attoseconds / 1_000_000_000)
-        let (sum, overflow) = monotonicNanos().addingReportingOverflow(UInt64(max(0, total)))
+        let (sum, overflow) = monotonicNanos().addingReportingOverflow(UInt64(nanoseconds(duration)))
         return overflow ? .max : sum
+    }
+
+    /// `duration` in nanoseconds, for a wait: a negative duration is 0 and one too long for
+    /// `Int64` is `Int64.max` (about 292 years), never a wrapped value.
+    public static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 || seconds > 0 else { return 0 }
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .max }
+        let (total, tooLong) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return tooLong ? .max : max(0, total)
     }
 
     /// A timer of this thread for a task running elsewhere: resumed by this thread when due.

@@ -1,4 +1,5 @@
 @_spi(ExperimentalCustomExecutors) @_spi(ExperimentalScheduling) import _Concurrency
+import EventThreads
 import NIOCore
 import NIOPosix
 #if canImport(Glibc)
@@ -62,16 +63,9 @@ final class EventLoopTaskExecutor: TaskExecutor, SchedulingExecutor, @unchecked 
     func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
         let job = UnownedJob(job)
         // Every clock of this process (ContinuousClock, SuspendingClock) measures in `Duration`.
-        let nanoseconds = (delay as? Duration).map { Self.nanoseconds($0) } ?? 0
+        let nanoseconds = (delay as? Duration).map(EventThread.nanoseconds) ?? 0
         group.any().scheduleTask(in: .nanoseconds(nanoseconds)) {
             job.runSynchronously(on: self.asUnownedTaskExecutor())
         }
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
 }

@@ -111,4 +111,17 @@ import Testing
         // A task that still prefers it runs on the pool.
         #expect(await withTaskExecutorPreference(thread) { 7 } == 7)
     }
+
+    /// Waits convert durations saturating, never wrapping: a wrapped value would turn a very long
+    /// sleep into a negative (immediate) one, and a negative duration into a very long one.
+    @Test func durationsConvertToNanosecondsSaturating() {
+        #expect(EventThread.nanoseconds(.milliseconds(1500)) == 1_500_000_000)
+        #expect(EventThread.nanoseconds(.nanoseconds(1)) == 1)
+        #expect(EventThread.nanoseconds(.zero) == 0)
+        #expect(EventThread.nanoseconds(.milliseconds(-1)) == 0)
+        #expect(EventThread.nanoseconds(.seconds(-3)) == 0)
+        #expect(EventThread.nanoseconds(.seconds(Int64.max)) == .max)
+        #expect(EventThread.nanoseconds(.seconds(9_223_372_036) + .milliseconds(999)) == .max)
+        #expect(EventThread.nanoseconds(.seconds(9_223_372_035)) == 9_223_372_035_000_000_000)
+    }
 }

@@ -112,7 +112,7 @@ public struct MeteringRecorder: Sendable {
         let checkpoints: [CheckpointRecord]
         do {
             checkpoints = try pending.map {
-                CheckpointRecord(instanceID: $0.instanceID, format: MeterState.format, state: try Self.stateEncoder.encode($0.state))
+                CheckpointRecord(instanceID: $0.instanceID, format: MeterState.format, state: Data(try $0.state.checkpointJSON()))
             }
         } catch {
             throw .failed(path: database.path, operation: "encode checkpoints", reason: "\(error)")
@@ -139,7 +139,7 @@ public struct MeteringRecorder: Sendable {
                 counters: try Self.stateEncoder.encode($0.counters))
         }
         let checkpoints = try changed.map { id, state in
-            CheckpointRecord(instanceID: id, format: MeterState.format, state: try Self.stateEncoder.encode(state))
+            CheckpointRecord(instanceID: id, format: MeterState.format, state: Data(try state.checkpointJSON()))
         }
         let alertEncoder = ThresholdEventEncoder()
         let alertEvents = try alerts.map { alert in

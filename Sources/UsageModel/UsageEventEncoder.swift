@@ -12,13 +12,7 @@ public struct UsageEventEncoder: Sendable {
         switch version {
         case .v1_0:
             // A version 1.1 would encode a `UsageEventV1_1` view here, with its extra optional fields.
-            return try Self.jsonEncoder.encode(event)
+            return Data(try event.wireJSON())
         }
     }
-
-    private static let jsonEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 }

@@ -250,7 +250,7 @@ public enum Agent {
                     url: sink.url ?? "", format: sink.type == .http ? .json : .cloudEvents, hostID: configuration.hostID,
                     token: token, headers: sink.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                     caFile: sink.caFile, connectTimeoutSeconds: sink.connectTimeoutSeconds,
-                    requestTimeoutSeconds: sink.timeoutSeconds))
+                    requestTimeoutSeconds: sink.timeoutSeconds, subject: sink.subject, compression: sink.compression))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+public import Shipping
 
 extension AgentConfiguration {
     public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, file, stdout }
@@ -17,6 +18,10 @@ extension AgentConfiguration {
         public var caFile: String?
         /// Extra request headers.
         public var headers: [String: String] = [:]
+        /// What a CloudEvent's `subject` carries (`cloudevents` only).
+        public var subject: CloudEventSubject = .instanceID
+        /// Request bodies as they are or gzip (`http` and `cloudevents`).
+        public var compression: BodyCompression = .none
     }
 }
 
@@ -42,6 +47,8 @@ extension AgentConfiguration.Sink {
                 self.headers[name] = text
             }
         }
+        subject = try keys["subject"]?.choice(default: subject) ?? subject
+        compression = try keys["compression"]?.choice(default: compression) ?? compression
         if type == .http || type == .cloudevents {
             guard let url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
                 throw (keys["url"] ?? node.child("url")).error("sink type \(type.rawValue) needs an http:// or https:// url")

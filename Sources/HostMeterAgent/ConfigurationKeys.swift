@@ -204,6 +204,13 @@ extension AgentConfiguration {
         .key("sink.headers", default: "{}", .sighup, value: \.sink.headers,
             "Extra request headers, a mapping of name to string value; names are letters, digits, `-` and " +
             "`_`."),
+        .key("sink.subject", default: "instance_id", .sighup, value: \.sink.subject,
+            "What a CloudEvent's `subject` carries, `cloudevents` only: `instance_id`, `user_id` or " +
+            "`org_id` (OpenMeter meters usage by subject). An event without that value (no `org_id`) is " +
+            "dead-lettered with reason `no_subject`, never sent under another subject."),
+        .key("sink.compression", default: "none", .sighup, value: \.sink.compression,
+            "`gzip` sends `http` and `cloudevents` request bodies gzip-compressed with " +
+            "`Content-Encoding: gzip`; `none` sends them as they are."),
         .key("retry.base_seconds", default: "1", .restart, range: .decimal(0.001...3600), value: \.retry.baseSeconds,
             "A failed delivery waits a random time from 0 to min(cap, base × 2^attempt) seconds (full " +
             "jitter); base is 0.001 to 3600. A consumer's `Retry-After` is honoured, up to the cap."),

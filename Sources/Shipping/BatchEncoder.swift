@@ -18,15 +18,18 @@ public enum BatchEncoder {
 
     /// A CloudEvents 1.0 structured batch (`application/cloudevents-batch+json`), as OpenMeter's
     /// ingest takes it: id = event_id, source = hostmeter://<host_id>, a versioned type, subject =
-    /// instance_id, time = the period's end in RFC 3339, data = the event.
-    public static func cloudEventsBatch(_ batch: [OutboxEvent], hostID: String) -> Data {
+    /// the instance, user or organisation (`subject`), time = the period's end in RFC 3339, data =
+    /// the event. Throws for the first event without a value for `subject`.
+    public static func cloudEventsBatch(
+        _ batch: [OutboxEvent], hostID: String, subject: CloudEventSubject = .instanceID
+    ) throws(CloudEventSubject.Missing) -> Data {
         let source = jsonString("hostmeter://\(hostID)")
         var body = Data("[".utf8)
         for (index, event) in batch.enumerated() {
             if index > 0 { body.append(UInt8(ascii: ",")) }
             var envelope = "{\"specversion\":\"1.0\",\"id\":\(jsonString(event.eventID)),\"source\":\(source)"
             envelope += ",\"type\":\(jsonString(cloudEventType(event.eventType)))"
-            envelope += ",\"subject\":\(jsonString(event.instanceID))"
+            envelope += ",\"subject\":\(jsonString(try subject.value(for: event)))"
             envelope += ",\"time\":\(jsonString(rfc3339(event.periodEnd)))"
             envelope += ",\"datacontenttype\":\"application/json\",\"data\":"
             body.append(contentsOf: envelope.utf8)

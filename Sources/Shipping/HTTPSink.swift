@@ -1,9 +1,11 @@
 import Foundation
+import NIOCore
 public import Outbox
 
 /// POSTs batches to the billing consumer: a JSON array (`http`) or a CloudEvents batch
-/// (`cloudevents`), with a bearer token, extra headers, an `Idempotency-Key`, and https with an
-/// optional custom CA. A batch counts as delivered on a 2xx answer: the consumer stored it.
+/// (`cloudevents`, with the instance, user or organisation as subject), with a bearer token, extra
+/// headers, an `Idempotency-Key`, gzip when configured, and https with an optional custom CA. A
+/// batch counts as delivered on a 2xx answer: the consumer stored it.
 public final class HTTPSink: Sink {
     public enum Format: String, Sendable {
         case json = "http"
@@ -20,10 +22,14 @@ public final class HTTPSink: Sink {
         public var caFile: String?
         public var connectTimeoutSeconds: Double
         public var requestTimeoutSeconds: Double
+        /// What a CloudEvent's `subject` carries (`cloudevents` only).
+        public var subject: CloudEventSubject
+        public var compression: BodyCompression
 
         public init(
             url: String, format: Format, hostID: String, token: String? = nil, headers: [(String, String)] = [],
-            caFile: String? = nil, connectTimeoutSeconds: Double = 10, requestTimeoutSeconds: Double = 30
+            caFile: String? = nil, connectTimeoutSeconds: Double = 10, requestTimeoutSeconds: Double = 30,
+            subject: CloudEventSubject = .instanceID, compression: BodyCompression = .none
         ) {
             self.url = url
             self.format = format
@@ -33,6 +39,8 @@ public final class HTTPSink: Sink {
             self.caFile = caFile
             self.connectTimeoutSeconds = connectTimeoutSeconds
             self.requestTimeoutSeconds = requestTimeoutSeconds
+            self.subject = subject
+            self.compression = compression
         }
     }
 
@@ -51,15 +59,30 @@ public final class HTTPSink: Sink {
     }
 
     public func send(_ batch: [OutboxEvent]) async -> ShipOutcome {
-        let idempotency = [("Idempotency-Key", BatchEncoder.idempotencyKey(batch))]
+        var headers = [("Idempotency-Key", BatchEncoder.idempotencyKey(batch))]
+        let body: Data, contentType: String
         switch settings.format {
         case .json:
-            return await transport.post(BatchEncoder.jsonArray(batch), contentType: "application/json", headers: idempotency)
+            body = BatchEncoder.jsonArray(batch)
+            contentType = "application/json"
         case .cloudEvents:
-            return await transport.post(
-                BatchEncoder.cloudEventsBatch(batch, hostID: settings.hostID),
-                contentType: "application/cloudevents-batch+json", headers: idempotency)
+            do {
+                body = try BatchEncoder.cloudEventsBatch(batch, hostID: settings.hostID, subject: settings.subject)
+            } catch {
+                // A verdict on one event, found before sending: the shipper bisects the batch
+                // down to it and dead-letters it; the others go on.
+                return .rejected(reason: .noSubject, detail: error.description, bisectable: true)
+            }
+            contentType = "application/cloudevents-batch+json"
         }
+        let encoded: ByteBuffer
+        do {
+            encoded = try settings.compression.encode(ByteBuffer(bytes: body))
+        } catch {
+            return .retryable(reason: .io, detail: "\(settings.compression.rawValue) of the batch failed: \(error)", retryAfter: nil)
+        }
+        if let encoding = settings.compression.contentEncoding { headers.append(("Content-Encoding", encoding)) }
+        return await transport.post(encoded, contentType: contentType, headers: headers)
     }
 
     public func shutdown() async {

@@ -48,13 +48,17 @@ final class HTTPTransport: Sendable {
     /// POSTs `body` with `Content-Type: contentType`, then `headers` (this request's own, e.g.
     /// `Idempotency-Key`), `User-Agent` and the settings' headers, within the request timeout.
     func post(_ body: Data, contentType: String, headers: [(String, String)] = []) async -> ShipOutcome {
+        await post(ByteBuffer(bytes: body), contentType: contentType, headers: headers)
+    }
+
+    func post(_ body: ByteBuffer, contentType: String, headers: [(String, String)] = []) async -> ShipOutcome {
         var request = HTTPClientRequest(url: settings.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "User-Agent", value: "hostmeter")
         for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
+        request.body = .bytes(body)
         do {
             let response = try await client.execute(
                 request, timeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)))

@@ -17,6 +17,9 @@ public enum ShipFailureReason: String, Sendable, CaseIterable, Codable {
     case http5xx = "http_5xx"
     case unexpectedStatus = "unexpected_status"
     case io
+    /// The event has no value for the CloudEvents subject the sink sends (`sink.subject`): the
+    /// sink refuses it before sending, and the shipper dead-letters it.
+    case noSubject = "no_subject"
 
     /// The endpoint refused the request itself — credentials (401, 407), permission (403), the URL
     /// (404) or another 4xx that is not about the events — rather than failing or judging an event.

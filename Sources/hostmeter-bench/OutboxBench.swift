@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import Outbox
+import Probes
 import Shipping
 import UsageModel
 
@@ -37,6 +39,7 @@ struct OutboxBench: AsyncParsableCommand {
         let drainSink: String
         let drainBatchSize: Int
         let databaseSynchronous = "FULL (WAL)"
+        let wireBytesPerEvent: WireSizes
 
         enum CodingKeys: String, CodingKey {
             case benchmark, events
@@ -47,6 +50,44 @@ struct OutboxBench: AsyncParsableCommand {
             case drainSink = "drain_sink"
             case drainBatchSize = "drain_batch_size"
             case databaseSynchronous = "database_synchronous"
+            case wireBytesPerEvent = "wire_bytes_per_event"
+        }
+    }
+
+    /// Request body bytes per event of one batch, as each HTTP sink sends it, and the thread CPU
+    /// that gzip costs per batch.
+    struct WireSizes: Encodable {
+        let batchEvents: Int
+        let json: Double
+        let jsonGzip: Double
+        let cloudEvents: Double
+        let cloudEventsGzip: Double
+        let gzipCPUMicrosPerBatch: Double
+
+        enum CodingKeys: String, CodingKey {
+            case batchEvents = "batch_events"
+            case json = "http"
+            case jsonGzip = "http_gzip"
+            case cloudEvents = "cloudevents"
+            case cloudEventsGzip = "cloudevents_gzip"
+            case gzipCPUMicrosPerBatch = "gzip_cpu_us_per_batch"
+        }
+
+        init(_ batch: [OutboxEvent]) throws {
+            let json = BatchEncoder.jsonArray(batch)
+            let cloudEvents = try BatchEncoder.cloudEventsBatch(batch, hostID: "bench-host")
+            let count = Double(batch.count)
+            batchEvents = batch.count
+            self.json = (Double(json.count) / count).rounded()
+            self.cloudEvents = (Double(cloudEvents.count) / count).rounded()
+            jsonGzip = (Double(try BodyCompression.gzip.encode(ByteBuffer(bytes: json)).readableBytes) / count).rounded()
+            cloudEventsGzip =
+                (Double(try BodyCompression.gzip.encode(ByteBuffer(bytes: cloudEvents)).readableBytes) / count).rounded()
+            let rounds = 50
+            let input = ByteBuffer(bytes: json)
+            let started = HostClock.threadCPUNanos()
+            for _ in 0..<rounds { _ = try BodyCompression.gzip.encode(input) }
+            gzipCPUMicrosPerBatch = (Double(HostClock.threadCPUNanos() - started) / Double(rounds) / 1000).rounded()
         }
     }
 
@@ -56,7 +97,16 @@ struct OutboxBench: AsyncParsableCommand {
         else { throw ValidationError("counts out of range") }
     }
 
-    /// Realistic events: contiguous 30 s periods of 100 instances, about 400 bytes each.
+    /// A value in [0, 1) that differs per event and field, as metered usage does (identical
+    /// metrics would flatter compression).
+    static func varied(_ index: Int, _ field: UInt64) -> Double {
+        var z = UInt64(index) &* 0x9E37_79B9_7F4A_7C15 &+ field &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 31)) &* 0x94D0_49BB_1331_11EB
+        return Double(z >> 11) / Double(1 << 53)
+    }
+
+    /// Realistic events: contiguous 30 s periods of 100 instances with varied metrics, about 450
+    /// bytes each.
     static func makeEvents(_ count: Int, offset: Int) throws -> [OutboxEvent] {
         let encoder = UsageEventEncoder()
         return try (offset..<(offset + count)).map { index in
@@ -66,8 +116,9 @@ struct OutboxBench: AsyncParsableCommand {
                 hostID: "bench-host", instanceID: instance, userID: "u-\(index % 17)", orgID: "org-1",
                 period: Period(start: start, end: start + 30),
                 metrics: UsageMetrics(
-                    cpuSeconds: 12, cpuPercentAvg: 41.7, memoryGB: 3.91, memoryPercent: 48.9, storageGB: 20.4,
-                    networkEgressMB: 1.82, networkIngressMB: 0.44),
+                    cpuSeconds: Int64(varied(index, 1) * 60), cpuPercentAvg: varied(index, 2) * 100,
+                    memoryGB: varied(index, 3) * 64, memoryPercent: varied(index, 4) * 100, storageGB: varied(index, 5) * 500,
+                    networkEgressMB: varied(index, 6) * 100, networkIngressMB: varied(index, 7) * 100),
                 timestamp: start + 30)
             return OutboxEvent(
                 eventID: event.eventID, eventType: event.eventType, instanceID: instance, periodStart: start,
@@ -121,6 +172,7 @@ struct OutboxBench: AsyncParsableCommand {
             Report(
                 events: total, enqueueBatchedEventsPerSecond: batchedRate.rounded(), enqueueBatchSize: batch,
                 enqueueSingleEventsPerSecond: singleRate.rounded(), drainEventsPerSecond: (Double(total) / drainSeconds).rounded(),
-                drainSink: consumerURL == nil ? "file" : "http", drainBatchSize: shipBatch))
+                drainSink: consumerURL == nil ? "file" : "http", drainBatchSize: shipBatch,
+                wireBytesPerEvent: try WireSizes(Array(batched.prefix(shipBatch)))))
     }
 }

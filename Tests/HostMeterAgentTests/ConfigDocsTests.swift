@@ -163,6 +163,8 @@ import Testing
         "sink.connect_timeout_seconds": "2",
         "sink.ca_file": "/etc/hostmeter/ca.pem",
         "sink.headers": "{X-Tenant: acme}",
+        "sink.subject": "org_id",
+        "sink.compression": "gzip",
         "retry.base_seconds": "2",
         "retry.cap_seconds": "600",
         "circuit_breaker.failure_threshold": "3",

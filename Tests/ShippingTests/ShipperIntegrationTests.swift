@@ -38,12 +38,15 @@ import Testing
         return service.status.snapshot
     }
 
-    func httpSink(_ consumer: LoopbackConsumer, timeout: Double = 5, cloudEvents: Bool = false) throws -> HTTPSink {
+    func httpSink(
+        _ consumer: LoopbackConsumer, timeout: Double = 5, cloudEvents: Bool = false,
+        subject: CloudEventSubject = .instanceID, compression: BodyCompression = .none
+    ) throws -> HTTPSink {
         try HTTPSink(
             settings: HTTPSink.Settings(
                 url: cloudEvents ? consumer.cloudEventsURL : consumer.eventsURL, format: cloudEvents ? .cloudEvents : .json,
                 hostID: "host-1", token: "secret-token", headers: [("X-Tenant", "t-1")], connectTimeoutSeconds: 1,
-                requestTimeoutSeconds: timeout))
+                requestTimeoutSeconds: timeout, subject: subject, compression: compression))
     }
 
     @Test func afterAnOutageEveryEventArrivesExactlyOnce() async throws {
@@ -129,6 +132,43 @@ import Testing
         let elapsed = Date().timeIntervalSince(started)
         #expect(elapsed >= 1.9, "delivered after \(elapsed) s despite Retry-After: 2")
         #expect(try await consumer.stats().unique_events == 5)
+    }
+
+    @Test(arguments: [false, true])
+    func gzipBodiesArriveWholeAndSmaller(cloudEvents: Bool) async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 300)
+        let plainBytes = cloudEvents
+            ? try BatchEncoder.cloudEventsBatch(outbox.events, hostID: "host-1").count
+            : BatchEncoder.jsonArray(outbox.events).count
+        try await ship(outbox, to: try httpSink(consumer, cloudEvents: cloudEvents, compression: .gzip))
+        #expect(try await consumer.stats().unique_events == 300)
+        #expect(try outbox.database.stats().pendingEvents == 0)
+        let requests = try await consumer.requests()
+        #expect(!requests.isEmpty && requests.allSatisfy { $0["content_encoding"] as? String == "gzip" })
+        let wireBytes = requests.compactMap { $0["body_bytes"] as? Int }.reduce(0, +)
+        #expect(wireBytes > 0 && wireBytes * 4 < plainBytes, "\(wireBytes) bytes on the wire for \(plainBytes) of JSON")
+    }
+
+    @Test func cloudEventsCarryTheConfiguredSubjectAndAnEventWithoutOneIsDeadLettered() async throws {
+        let consumer = try LoopbackConsumer()
+        // Every fifth event has no organisation: it cannot be attributed to one.
+        let outbox = try FilledOutbox(events: 40) { $0 % 5 == 0 ? nil : "org-\($0 % 3)" }
+        try await ship(outbox, to: try httpSink(consumer, cloudEvents: true, subject: .orgID))
+        let dead = try outbox.database.deadLetters()
+        let orphans = outbox.eventIDs.enumerated().filter { $0.offset % 5 == 0 }.map(\.element)
+        #expect(Set(dead.map(\.event.eventID)) == Set(orphans))
+        #expect(dead.allSatisfy { $0.reason.contains("no_subject") && $0.reason.contains("org_id") })
+        #expect(try await consumer.stats().unique_events == 32)
+        let subjects = try await consumer.requests().filter { $0["status"] as? Int == 200 }.flatMap { request in
+            (try? JSONDecoder().decode([String].self, from: Data(((request["subjects"] as? String) ?? "[]").utf8))) ?? []
+        }
+        #expect(subjects.count == 32 && Set(subjects) == ["org-0", "org-1", "org-2"])
+
+        let byUser = try FilledOutbox(events: 3)
+        let userConsumer = try LoopbackConsumer()
+        try await ship(byUser, to: try httpSink(userConsumer, cloudEvents: true, subject: .userID))
+        #expect(try await userConsumer.requests().compactMap { $0["subjects"] as? String } == [#"["u-1", "u-1", "u-1"]"#])
     }
 
     @Test func onlyThePoisonEventIsDeadLettered() async throws {

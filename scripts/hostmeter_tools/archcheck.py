@@ -53,6 +53,7 @@ EXTERNALS: dict[str, frozenset[str]] = {
     # Packages of Package.swift, by the name the table uses.
     "ArgumentParser": frozenset({"ArgumentParser"}),
     "AsyncHTTPClient": frozenset({"AsyncHTTPClient"}),
+    "compress-nio": frozenset({"CompressNIO"}),
     "GRDB": frozenset({"GRDB"}),
     "Hummingbird": frozenset({"Hummingbird", "HummingbirdCore"}),
     "HummingbirdTLS": frozenset({"HummingbirdTLS"}),

@@ -279,6 +279,8 @@ def bench_sections(sample, period, outbox_file, outbox_http, instances) -> dict:
             "drain_http_events_per_second": outbox_http["drain_events_per_second"],
             "drain_http_consumer": "hostmeter_tools.consumer on 127.0.0.1 (Python, same machine)",
             "database_synchronous": outbox_file["database_synchronous"],
+            # Request body bytes per event for each HTTP sink, plain and gzip (sink.compression).
+            "wire_bytes_per_event": outbox_file.get("wire_bytes_per_event"),
         }
     if instances is not None:
         memory_points = (instances.get("memory") or {}).get("points", [])

@@ -19,10 +19,12 @@ Main (ingest) port, 127.0.0.1 only:
 * ``POST /cloudevents``  Content-Type ``application/cloudevents-batch+json``: a
   JSON array of structured-mode CloudEvents 1.0 whose ``data`` is the event.
 
-Answers: 200 ``{"accepted": n, "duplicates": m}``; 400 ``{"error": ...}`` for a
-body that is not a valid batch (nothing of it is stored); 415 for a wrong
-Content-Type; 404 for another path; 405 for another method on an ingest path;
-413 for a body over 16 MiB. Every response closes the connection. Every request
+A body may be sent with ``Content-Encoding: gzip``; it is decoded (at most 16 MiB
+decoded) before it is read. Answers: 200 ``{"accepted": n, "duplicates": m}``;
+400 ``{"error": ...}`` for a body that is not a valid batch or not valid gzip
+(nothing of it is stored); 415 for a wrong Content-Type or another encoding;
+404 for another path; 405 for another method on an ingest path; 413 for a body
+over 16 MiB. Every response closes the connection. Every request
 on this port is recorded in the ``requests`` table; ``status`` is 0 when the
 connection was closed without a complete response (hang, cut, cut_after_store).
 
@@ -44,7 +46,8 @@ Control port, 127.0.0.1 only (works while the main port is closed):
   "duplicates", "conflicts", "mode"}``; ``conflicts`` counts redeliveries whose
   body differed from the stored one (kept in memory, cleared by reset).
 * ``GET /events``: the stored event bodies, oldest first.
-* ``GET /requests``: the ``requests`` table as a JSON array, oldest first.
+* ``GET /requests``: the ``requests`` table as a JSON array, oldest first (with each
+  request's ``content_encoding``, ``body_bytes`` on the wire and, for CloudEvents, ``subjects``).
 * ``POST /reset``: empty both tables, zero the counters, mode "ok".
 * ``GET /health``: ``{"ok": true, "port": P, "control_port": C}``.
 
@@ -67,6 +70,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,7 +128,10 @@ CREATE TABLE IF NOT EXISTS requests(
     events INTEGER,
     idempotency_key TEXT,
     content_type TEXT,
-    authorization TEXT
+    authorization TEXT,
+    content_encoding TEXT,
+    body_bytes INTEGER,
+    subjects TEXT
 );
 """
 
@@ -237,6 +244,30 @@ def check_rfc3339(value: Any) -> str | None:
     except ValueError as exc:
         return f"{value!r} is not a valid date-time: {exc}"
     return None
+
+
+def decode_content(body: bytes, encoding: str | None) -> bytes:
+    """Undo a request's ``Content-Encoding``: none (or ``identity``) or ``gzip``.
+
+    The decoded body is held to MAX_BODY_BYTES like a plain one (413), so a small
+    compressed body cannot expand without bound; a body that is not gzip, or is cut
+    short, is a 400; another encoding a 415.
+    """
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return body
+    if name != "gzip":
+        raise RequestError(415, f"unsupported Content-Encoding {encoding!r}")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        decoded = inflater.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as exc:
+        raise RequestError(400, f"gzip body does not decode: {exc}") from None
+    if len(decoded) > MAX_BODY_BYTES:
+        raise RequestError(413, f"gzip body decodes to over the {MAX_BODY_BYTES} byte limit")
+    if not inflater.eof or inflater.unused_data:
+        raise RequestError(400, "gzip body is cut short or has bytes after its end")
+    return decoded
 
 
 def validate_cloudevents_batch(
@@ -632,7 +663,8 @@ class Consumer:
                         LOG.warning("event %s redelivered with a different body", event_id)
                 self._db.execute(
                     "INSERT INTO requests(at, path, status, events, idempotency_key,"
-                    " content_type, authorization) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " content_type, authorization, content_encoding, body_bytes, subjects)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         now,
                         info["path"],
@@ -641,6 +673,9 @@ class Consumer:
                         info["idempotency_key"],
                         info["content_type"],
                         info["authorization"],
+                        info.get("content_encoding"),
+                        info.get("body_bytes"),
+                        info.get("subjects"),
                     ),
                 )
                 self._db.execute("COMMIT")
@@ -688,7 +723,7 @@ class Consumer:
             self._check_open()
             cur = self._db.execute(
                 "SELECT id, at, path, status, events, idempotency_key, content_type,"
-                " authorization FROM requests ORDER BY id"
+                " authorization, content_encoding, body_bytes, subjects FROM requests ORDER BY id"
             )
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -802,6 +837,7 @@ class IngestHandler(JSONHandler):
             "idempotency_key": self.headers.get("Idempotency-Key"),
             "content_type": self.headers.get("Content-Type"),
             "authorization": self.headers.get("Authorization"),
+            "content_encoding": self.headers.get("Content-Encoding"),
         }
 
     def handle_expect_100(self) -> bool:
@@ -832,6 +868,8 @@ class IngestHandler(JSONHandler):
         info = self._info()
         try:
             body = self.read_body()
+            info["body_bytes"] = len(body)
+            body = decode_content(body, info["content_encoding"])
         except RequestError as exc:
             self._answer(info, exc.status, {"error": exc.message})
             return
@@ -922,7 +960,7 @@ class IngestHandler(JSONHandler):
             consumer.sleep(mode.seconds)
 
         try:
-            events = self._validate(route, body)
+            events = self._validate(info, route, body)
             if mode.name == "poison":
                 for event_id, _ in events:
                     if event_id in mode.event_ids:
@@ -943,8 +981,14 @@ class IngestHandler(JSONHandler):
             return
         self.send_json(200, {"accepted": accepted, "duplicates": duplicates})
 
-    def _validate(self, route: str, body: bytes) -> list[tuple[str, dict[str, Any]]]:
-        """Check content type and body for ``route``; return (event_id, body) pairs."""
+    def _validate(
+        self, info: dict[str, Any], route: str, body: bytes
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Check content type and body for ``route``; return (event_id, body) pairs.
+
+        For CloudEvents the subjects of the batch, in order, go into ``info`` (the
+        ``subjects`` column of ``requests``, a JSON array).
+        """
         ctype = media_type(self.headers.get("Content-Type"))
         if route == EVENTS_PATH:
             if ctype != EVENTS_CONTENT_TYPE:
@@ -956,7 +1000,10 @@ class IngestHandler(JSONHandler):
             raise RequestError(
                 415, f"Content-Type must be {CLOUDEVENTS_CONTENT_TYPE}, got {ctype or 'none'}"
             )
-        return validate_cloudevents_batch(parse_json_body(body), self.server.consumer.sdk_read)
+        doc = parse_json_body(body)
+        events = validate_cloudevents_batch(doc, self.server.consumer.sdk_read)
+        info["subjects"] = json.dumps([ce["subject"] for ce in doc])
+        return events
 
 
 class ControlHandler(JSONHandler):

@@ -3,6 +3,7 @@ over HTTP, each fault mode seen from the client's side."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -158,6 +159,38 @@ def test_requests_are_recorded_with_their_headers(consumer: ConsumerProcess) -> 
     _, recorded, _ = request(consumer.control, "GET", "/requests")
     assert [(r["path"], r["status"], r["events"], r["idempotency_key"], r["authorization"]) for r in recorded] == \
         [("/events", 200, 1, "key-1", "Bearer t")]
+
+
+def test_gzip_bodies_are_decoded_and_recorded_with_their_wire_size(consumer: ConsumerProcess) -> None:
+    plain = json.dumps(events("g1", "g2")).encode()
+    packed = gzip.compress(plain)
+    assert post(consumer.port, "/events", packed, headers={"Content-Encoding": "gzip"}) == \
+        (200, {"accepted": 2, "duplicates": 0})
+    _, recorded, _ = request(consumer.control, "GET", "/requests")
+    assert [(r["content_encoding"], r["body_bytes"]) for r in recorded] == [("gzip", len(packed))]
+
+
+def test_bad_encodings_are_refused_and_store_nothing(consumer: ConsumerProcess) -> None:
+    plain = json.dumps(events("b1")).encode()
+    assert post(consumer.port, "/events", plain, headers={"Content-Encoding": "br"})[0] == 415
+    status, doc = post(consumer.port, "/events", plain, headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "gzip" in doc["error"]
+    cut = gzip.compress(plain)[:-6]
+    assert post(consumer.port, "/events", cut, headers={"Content-Encoding": "gzip"})[0] == 400
+    # 17 MiB of zeros packs into a few kB: the decoded size is held to the 16 MiB limit.
+    bomb = gzip.compress(b"[" + b" " * (17 << 20) + b"]")
+    status, doc = post(consumer.port, "/events", bomb, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "over the" in doc["error"]
+    assert consumer.stats()["unique_events"] == 0
+
+
+def test_cloudevents_subjects_are_recorded_in_order(consumer: ConsumerProcess) -> None:
+    batch = [{"specversion": "1.0", "id": f"s-{n}", "source": "hostmeter", "type": "usage", "subject": subject,
+              "time": "2026-12-03T10:00:00Z", "data": {"event_id": f"s-{n}"}}
+             for n, subject in enumerate(["user-b", "user-a"])]
+    assert post(consumer.port, "/cloudevents", batch, content_type="application/cloudevents-batch+json")[0] == 200
+    _, recorded, _ = request(consumer.control, "GET", "/requests")
+    assert [json.loads(r["subjects"]) for r in recorded] == [["user-b", "user-a"]]
 
 
 def test_the_old_entry_path_runs_the_same_program() -> None:

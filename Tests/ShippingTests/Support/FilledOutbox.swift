@@ -7,8 +7,11 @@ struct FilledOutbox {
     let database: AgentDatabase
     let directory: URL
     let eventIDs: [String]
+    /// The events as stored, in order.
+    let events: [OutboxEvent]
 
-    init(events count: Int, instance: String = "vm-1") throws {
+    /// `org` gives event `index` its organisation (nil: none).
+    init(events count: Int, instance: String = "vm-1", org: (Int) -> String? = { _ in nil }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         database = try AgentDatabase.open(path: directory.appendingPathComponent("hostmeter.sqlite").path)
@@ -18,7 +21,7 @@ struct FilledOutbox {
         for index in 0..<count {
             let period = Period(start: 1_763_726_400 + Int64(index) * 30, end: 1_763_726_430 + Int64(index) * 30)
             let event = UsageEvent(
-                hostID: "host-1", instanceID: instance, userID: "u-1", orgID: nil, period: period,
+                hostID: "host-1", instanceID: instance, userID: "u-1", orgID: org(index), period: period,
                 metrics: UsageMetrics(cpuSeconds: Int64(index % 7), memoryGB: 1.5, storageGB: 20), timestamp: period.end)
             ids.append(event.eventID)
             events.append(
@@ -28,5 +31,6 @@ struct FilledOutbox {
         }
         try database.commit(MeteringCommit(events: events))
         eventIDs = ids
+        self.events = events
     }
 }

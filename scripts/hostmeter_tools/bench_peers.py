@@ -305,3 +305,69 @@ def nginx_section(children: Children, binary: str, nginx: str, work: Path, secon
     section["nginx"].update(served_by_nginx)
     section["hostmeter_over_nginx"] = ratio(hostmeter["requests_per_second"], served_by_nginx["requests_per_second"])
     return section
+
+
+# MARK: a null consumer
+
+
+def null_consumer_config(root: Path, port: int) -> str:
+    """nginx.conf for a consumer that is never the bottleneck: every request to /events is read
+    (up to 64 MiB) and answered 200 at once, nothing stored."""
+    return f"""# hostmeter bench: a null billing consumer (scripts/hostmeter_tools/bench_peers.py)
+daemon off;
+master_process on;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/client_body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    client_max_body_size 64m;
+    client_body_buffer_size 1m;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /events {{ return 200 '{{"accepted":0}}'; }}
+    }}
+}}
+"""
+
+
+def outbox_to_null_consumer(
+    children: Children, bench: str, nginx: str, work: Path, events: int, environment: dict
+) -> dict:
+    """``hostmeter-bench outbox`` drained over HTTP to Debian's nginx answering 200 to every batch:
+    the shipper's own drain rate, which the Python test consumer (it stores every event) hides."""
+    if not os.access(nginx, os.X_OK):
+        raise RuntimeError(f"{nginx} is missing (scripts/bench.sh report installs nginx-light)")
+    root = work / "null-consumer"
+    (root / "tmp").mkdir(parents=True)
+    port = free_port()
+    config = root / "nginx.conf"
+    config.write_text(null_consumer_config(root, port))
+    with open(root / "stderr.log", "wb") as nginx_log:
+        server = children.start(
+            [nginx, "-p", str(root), "-c", str(config), "-e", str(root / "error.log")],
+            stdout=nginx_log,
+            stderr=nginx_log,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for(port, "/events", server, 20)
+        return children.run_json(
+            [bench, "outbox", "--events", str(events), "--consumer-url", f"http://127.0.0.1:{port}/events"],
+            900,
+            environment,
+        )
+    finally:
+        children.stop(server)
+

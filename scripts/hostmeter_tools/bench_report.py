@@ -75,7 +75,15 @@ from typing import Any
 
 from . import REPO, bench_proc
 from .agent import LISTEN_ANY_PORT, AgentProcess
-from .bench_peers import floor_section, nginx_section, run_wrk, wrk_figures, wrk_latency, wrk_requests_per_second
+from .bench_peers import (
+    floor_section,
+    nginx_section,
+    outbox_to_null_consumer,
+    run_wrk,
+    wrk_figures,
+    wrk_latency,
+    wrk_requests_per_second,
+)
 from .bench_proc import CPUClock, loadavg, memory
 from .bench_production import free_port, metric, production_run
 from .bench_targets import binary_info, describe_binary, format_table, format_targets, ratios, targets
@@ -183,11 +191,14 @@ SECTIONS = (
 )
 
 
-def hostmeter_bench_sections(children: Children, bench: str, work: Path, settings: dict, wanted: set[str]) -> dict:
-    """The hostmeter-bench runs among ``wanted`` (sample, period, outbox, instances), as report sections."""
+def hostmeter_bench_sections(
+    children: Children, bench: str, work: Path, settings: dict, wanted: set[str], nginx: str = "/usr/sbin/nginx"
+) -> dict:
+    """The hostmeter-bench runs among ``wanted`` (sample, period, outbox, instances), as report sections;
+    ``nginx`` serves as the null consumer of the outbox's HTTP drain."""
     environment = dict(os.environ, TMPDIR=str(work))
     shm = Path(tempfile.mkdtemp(prefix="hostmeter-report-", dir="/dev/shm")) if os.access("/dev/shm", os.W_OK) else work
-    sample = period = outbox_file = outbox_http = instances = depth = None
+    sample = period = outbox_file = outbox_http = outbox_null = instances = depth = None
     try:
         if "sample" in wanted:
             log(f"host sample: {settings['sample_iterations']} iterations")
@@ -203,6 +214,8 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
             outbox_file = children.run_json([bench, "outbox", "--events", str(events)], 600, environment)
             log(f"outbox: {events} events, drained over HTTP to the loopback consumer")
             outbox_http = outbox_over_http(children, bench, work, events, environment)
+            log(f"outbox: {events} events, drained over HTTP to a null consumer (nginx answering 200)")
+            outbox_null = outbox_to_null_consumer(children, bench, nginx, work, events, environment)
         if "outbox_depth" in wanted:
             pending = settings["outbox_depth_pending"]
             log(f"outbox depth: a sample's commit and a shipper step, empty and with {pending} events pending")
@@ -232,13 +245,13 @@ def hostmeter_bench_sections(children: Children, bench: str, work: Path, setting
     finally:
         if shm != work:
             shutil.rmtree(shm, ignore_errors=True)
-    sections = bench_sections(sample, period, outbox_file, outbox_http, instances)
+    sections = bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_null)
     if depth is not None:
         sections["outbox_depth"] = {"source": "hostmeter-bench outbox-depth (thread CPU, medians)", **depth}
     return sections
 
 
-def bench_sections(sample, period, outbox_file, outbox_http, instances) -> dict:
+def bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_null=None) -> dict:
     """The report's sections from hostmeter-bench's JSON documents (None: not run)."""
     sections: dict = {}
 
@@ -278,6 +291,8 @@ def bench_sections(sample, period, outbox_file, outbox_http, instances) -> dict:
             "drain_file_events_per_second": outbox_file["drain_events_per_second"],
             "drain_http_events_per_second": outbox_http["drain_events_per_second"],
             "drain_http_consumer": "hostmeter_tools.consumer on 127.0.0.1 (Python, same machine)",
+            "drain_http_null_events_per_second": outbox_null["drain_events_per_second"] if outbox_null else None,
+            "drain_http_null_consumer": "Debian's nginx answering 200 to every POST, storing nothing (127.0.0.1)",
             "database_synchronous": outbox_file["database_synchronous"],
             # Request body bytes per event for each HTTP sink, plain and gzip (sink.compression).
             "wire_bytes_per_event": outbox_file.get("wire_bytes_per_event"),
@@ -653,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     needed = [binaries / "hostmeter", binaries / "hostmeter-bench"]
     if {"node_exporter", "production", "production_vms"} & set(wanted):
         needed.append(Path(exporter))
-    if "nginx" in wanted:
+    if {"nginx", "outbox"} & set(wanted):
         needed.append(Path(nginx))
     for path in needed:
         if not os.access(path, os.X_OK):
@@ -677,7 +692,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, info in report["binaries"].items():
             log("measuring " + describe_binary(name, info))
         report.update(
-            hostmeter_bench_sections(children, str(binaries / "hostmeter-bench"), work, settings, set(wanted))
+            hostmeter_bench_sections(children, str(binaries / "hostmeter-bench"), work, settings, set(wanted), nginx)
         )
         if "floor" in wanted:
             report["host_floor"] = floor_section(

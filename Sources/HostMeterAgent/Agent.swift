@@ -101,7 +101,11 @@ public enum Agent {
                 batchMaxEvents: configuration.sink.batchMaxEvents,
                 retry: RetryPolicy(baseSeconds: configuration.retry.baseSeconds, capSeconds: configuration.retry.capSeconds),
                 failureThreshold: configuration.circuitBreaker.failureThreshold,
-                openSeconds: configuration.circuitBreaker.openSeconds),
+                openSeconds: configuration.circuitBreaker.openSeconds,
+                maxEventsPerSecond: configuration.sink.maxEventsPerSecond > 0 ? Double(configuration.sink.maxEventsPerSecond) : nil,
+                holdSeconds: FleetPacing.offset(
+                    hostID: configuration.hostID,
+                    spreadSeconds: Double(min(configuration.sink.spreadSeconds, configuration.intervalSeconds)))),
             logger: logger, status: shipperStatus, onAttempt: { metrics.recordShipAttempt($0) },
             onDeadLettered: { metrics.recordDeadLettered($0) }, thread: shipperThread)
         let tls = try loadAPITLS(configuration, configurationPath: configurationPath)

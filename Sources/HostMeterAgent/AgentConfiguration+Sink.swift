@@ -22,6 +22,11 @@ extension AgentConfiguration {
         public var subject: CloudEventSubject = .instanceID
         /// Request bodies as they are or gzip (`http` and `cloudevents`).
         public var compression: BodyCompression = .none
+        /// The shipper's average send rate cap, events per second; 0: none.
+        public var maxEventsPerSecond = 2000
+        /// Seconds over which a fleet's hosts spread their sending after a period ends; each host
+        /// waits its own offset in it (`FleetPacing`), at most one period.
+        public var spreadSeconds = 30
     }
 }
 
@@ -49,6 +54,8 @@ extension AgentConfiguration.Sink {
         }
         subject = try keys["subject"]?.choice(default: subject) ?? subject
         compression = try keys["compression"]?.choice(default: compression) ?? compression
+        maxEventsPerSecond = try keys["max_events_per_second"]?.int(default: maxEventsPerSecond) ?? maxEventsPerSecond
+        spreadSeconds = try keys["spread_seconds"]?.int(default: spreadSeconds) ?? spreadSeconds
         if type == .http || type == .cloudevents {
             guard let url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
                 throw (keys["url"] ?? node.child("url")).error("sink type \(type.rawValue) needs an http:// or https:// url")

@@ -211,6 +211,17 @@ extension AgentConfiguration {
         .key("sink.compression", default: "none", .sighup, value: \.sink.compression,
             "`gzip` sends `http` and `cloudevents` request bodies gzip-compressed with " +
             "`Content-Encoding: gzip`; `none` sends them as they are."),
+        .key("sink.spread_seconds", default: "30", .restart, range: .integer(0...3600),
+            value: \.sink.spreadSeconds,
+            "Seconds after a period ends over which a fleet's hosts spread their sending, 0 to 3600 and at " +
+            "most `interval_seconds`: each host waits its own fixed offset in it, from a hash of `host_id`, " +
+            "so hosts that close periods together do not all send in the same second. Retries and a " +
+            "backlog are not held; 0 sends at once."),
+        .key("sink.max_events_per_second", default: "2000", .restart, range: .integer(0...1_000_000),
+            value: \.sink.maxEventsPerSecond,
+            "The most events a second the shipper sends on average, 0 to 1000000 (0: no cap). A period's " +
+            "events go at once (up to this many, or one batch if that is more, and one batch beyond); a " +
+            "backlog after an outage drains at this rate, so a consumer coming back gets a ramp, not a wall."),
         .key("retry.base_seconds", default: "1", .restart, range: .decimal(0.001...3600), value: \.retry.baseSeconds,
             "A failed delivery waits a random time from 0 to min(cap, base × 2^attempt) seconds (full " +
             "jitter); base is 0.001 to 3600. A consumer's `Retry-After` is honoured, up to the cap."),
@@ -221,9 +232,10 @@ extension AgentConfiguration {
             "Failed deliveries in a row that open the circuit breaker (stop sending), 1 to 1000."),
         .key("circuit_breaker.open_seconds", default: "30", .restart, range: .decimal(0.01...86400),
             value: \.circuitBreaker.openSeconds,
-            "How long an open breaker waits before one probe delivery, 0.01 to 86400 seconds. A probe " +
-            "that fails opens it again for twice as long, up to 16 × this value, so after a long outage " +
-            "deliveries resume at most that long after the consumer is back (8 minutes with the default)."),
+            "How long an open breaker waits before one probe delivery, 0.01 to 86400 seconds, each time " +
+            "jittered by ±20 % so that a fleet does not probe in step. A probe that fails opens it again " +
+            "for twice as long, up to 16 × this value, so after a long outage deliveries resume at most " +
+            "that long after the consumer is back (8 minutes with the default)."),
         .key("outbox.max_bytes", default: "1073741824", .restart, range: .integer(1_048_576...Int.max),
             value: \.outbox.maxBytes,
             "Bound on the database on disk in bytes, at least 1048576 (1 MiB). Near it, gaps and " +

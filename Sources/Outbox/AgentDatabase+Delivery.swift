@@ -64,7 +64,11 @@ extension AgentDatabase {
     /// The `events_due` index gives that order, so a lease reads its batch and no more, however
     /// many events wait. The lease of an event never offered before is durable (fsynced) before it
     /// is sent: were it lost to a power cut, the event could be merged after reaching a consumer.
-    public func lease(now: Double, maxEvents: Int, maxBytes: Int) throws(OutboxError) -> [LeasedEvent] {
+    ///
+    /// `holdSeconds` keeps an event back until that long after its period ended (fleet pacing: the
+    /// host's offset in the period). Only the latest periods' events are held, and they sit at the
+    /// end of the never-offered run of the index, so a lease passes at most those by.
+    public func lease(now: Double, maxEvents: Int, maxBytes: Int, holdSeconds: Double = 0) throws(OutboxError) -> [LeasedEvent] {
         // Never-offered events are due at 0 (a retry time is a wall time after 1970) and come first
         // in due order: when any is left, this lease counts its first attempt and must be durable.
         try write("lease events", durability: .durableIf { db in
@@ -74,9 +78,10 @@ extension AgentDatabase {
                 db.cachedStatement(
                     sql: """
                         SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
-                        FROM events INDEXED BY events_due WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?
+                        FROM events INDEXED BY events_due WHERE next_attempt_at <= ? AND period_end <= ?
+                        ORDER BY next_attempt_at, id LIMIT ?
                         """),
-                arguments: [now, max(0, maxEvents)])
+                arguments: [now, holdSeconds > 0 ? now - holdSeconds : Double.infinity, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
             for row in rows {
@@ -239,6 +244,33 @@ extension AgentDatabase {
     public func nextAttemptAt() throws(OutboxError) -> Double? {
         try read("read the next due time") { db in
             try Double.fetchOne(db.cachedStatement(sql: "SELECT MIN(next_attempt_at) FROM events"))
+        }
+    }
+
+    /// When `lease(now:…holdSeconds:)` next has an event to give: the next retry after `now`, or the
+    /// end of the hold of an event due by `now` but held, whichever comes first; nil when nothing is
+    /// pending. The held events are read from the due index's run of events due by `now`, at most
+    /// `scanLimit` of them (held events are the latest periods': a few per instance).
+    public func nextLeaseAt(now: Double, holdSeconds: Double, scanLimit: Int = 100_000) throws(OutboxError) -> Double? {
+        guard holdSeconds > 0 else { return try nextAttemptAt() }
+        return try read("read the next due time") { db in
+            let retry = try Double.fetchOne(
+                db.cachedStatement(sql: "SELECT MIN(next_attempt_at) FROM events WHERE next_attempt_at > ?"),
+                arguments: [now])
+            let heldPeriodEnd = try Double.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT MIN(period_end) FROM (SELECT period_end FROM events INDEXED BY events_due
+                        WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)
+                        """),
+                arguments: [now, scanLimit])
+            let released = heldPeriodEnd.map { $0 + holdSeconds }
+            switch (retry, released) {
+            case (nil, nil): return nil
+            case (let retry?, nil): return retry
+            case (nil, let released?): return released
+            case (let retry?, let released?): return min(retry, released)
+            }
         }
     }
 

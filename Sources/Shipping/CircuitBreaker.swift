@@ -2,7 +2,9 @@
 ///
 /// closed → open after `failureThreshold` consecutive failures → half-open once the open time has
 /// passed (one probe may go) → closed on the probe's success, or open again with the open time
-/// doubled (capped at `maxOpenSeconds`) on its failure. Pure: time is an input.
+/// doubled (capped at `maxOpenSeconds`) on its failure. Each open time is jittered by ±20 % (from
+/// a random fraction the caller passes), so the hosts of a fleet that lost their consumer together
+/// do not all probe it in the same second. Pure: time and chance are inputs.
 public struct CircuitBreaker: Sendable, Equatable {
     public enum State: Sendable, Equatable {
         case closed
@@ -75,21 +77,24 @@ public struct CircuitBreaker: Sendable, Equatable {
         consecutiveOpenings = 0
     }
 
-    public mutating func recordFailure(now: Double) {
+    /// `jitter` in [0, 1) scales the open time from 0.8× to 1.2× (0.5: exactly the open time); the
+    /// open time never exceeds `maxOpenSeconds`.
+    public mutating func recordFailure(now: Double, jitter: Double = 0.5) {
         consecutiveFailures += 1
         switch state {
         case .halfOpen:
-            open(now: now)
+            open(now: now, jitter: jitter)
         case .closed where consecutiveFailures >= failureThreshold:
-            open(now: now)
+            open(now: now, jitter: jitter)
         case .closed, .open:
             break
         }
     }
 
-    private mutating func open(now: Double) {
+    private mutating func open(now: Double, jitter: Double) {
         let growth = Double(1 << min(consecutiveOpenings, 30))
-        state = .open(until: now + min(maxOpenSeconds, openSeconds * growth))
+        let factor = 0.8 + 0.4 * min(max(jitter, 0), 1)
+        state = .open(until: now + min(maxOpenSeconds, openSeconds * growth * factor))
         consecutiveOpenings += 1
     }
 }

@@ -13,6 +13,10 @@ struct DeliveryPolicy: Sendable {
     var longestWaitSeconds: Double
     /// How long a graceful shutdown keeps delivering what the source drains.
     var drainSeconds: Double
+    /// The most items a second, on average (`DrainRate`); nil: as fast as the endpoint takes them.
+    var maxItemsPerSecond: Double? = nil
+    /// The burst `maxItemsPerSecond` allows: what may go at once after a quiet spell.
+    var burstItems: Double = 1
 }
 
 /// How a loop names its endpoint in the log.
@@ -63,6 +67,10 @@ struct DeliveryLoop<Source: DeliverySource> {
     var pausedUntil: Double = 0
     /// The wall time of the previous round; nil before the first.
     var previousNow: Double?
+    /// The cap on the send rate, when the policy sets one. A graceful shutdown's drain is not
+    /// capped: it is short, and what it leaves stays in the source for the next start.
+    var rate: DrainRate?
+    var draining = false
 
     init(
         source: Source, policy: DeliveryPolicy, endpoint: DeliveryEndpoint, logger: Logger, status: DeliveryStatus,
@@ -84,6 +92,7 @@ struct DeliveryLoop<Source: DeliverySource> {
         self.roundStarted = roundStarted
         self.send = send
         breaker = CircuitBreaker(failureThreshold: policy.failureThreshold, openSeconds: policy.openSeconds)
+        rate = policy.maxItemsPerSecond.map { DrainRate(perSecond: $0, burst: max(1, policy.burstItems)) }
     }
 
     /// Rounds until a graceful shutdown (or cancellation), then the drain.
@@ -102,6 +111,7 @@ struct DeliveryLoop<Source: DeliverySource> {
         }
         // Graceful shutdown: keep delivering what the source drains until it is done or time is up.
         source.startDrain()
+        draining = true
         let deadline = ContinuousClock.now + .milliseconds(Int64(policy.drainSeconds * 1000))
         while !Task.isCancelled, ContinuousClock.now < deadline {
             if await step() > 0 { break }
@@ -144,6 +154,7 @@ struct DeliveryLoop<Source: DeliverySource> {
         source.prepare(now: now)
         if now < pausedUntil { return min(pausedUntil - now, policy.longestWaitSeconds) }
         if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.longestWaitSeconds) }
+        if !draining, let wait = rate?.wait(now: now), wait > 0 { return min(wait, policy.longestWaitSeconds) }
         let batch: [Source.Item]
         do {
             batch = try source.take(now: now)
@@ -154,10 +165,11 @@ struct DeliveryLoop<Source: DeliverySource> {
         guard !batch.isEmpty else { return idleWait(now: now) }
         let before = breaker.state
         _ = breaker.allowsRequest(now: now)
+        rate?.spend(batch.count, now: now)
         if await deliver(batch) {
             breaker.recordSuccess()
         } else {
-            breaker.recordFailure(now: self.now())
+            breaker.recordFailure(now: self.now(), jitter: Double.random(in: 0..<1, using: &random))
         }
         if breaker.state != before {
             logger.log(

@@ -16,6 +16,11 @@ struct OutboxSource: DeliverySource {
     let logger: Logger
     /// When audit records are next pruned; the first round prunes.
     var nextPruneAt = -Double.infinity
+    /// A graceful shutdown's drain sends what is pending without the pacing hold.
+    var draining = false
+
+    /// How long after its period ended an event is first offered (`ShipperSettings.holdSeconds`).
+    var holdSeconds: Double { draining ? 0 : settings.holdSeconds }
 
     mutating func prepare(now: Double) {
         guard now >= nextPruneAt else { return }
@@ -24,13 +29,18 @@ struct OutboxSource: DeliverySource {
     }
 
     func take(now: Double) throws -> [LeasedEvent] {
-        try database.lease(now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes)
+        try database.lease(
+            now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes, holdSeconds: holdSeconds)
     }
 
-    /// The next retry or never-offered event (due at 0) from the due index, or the next pruning.
+    /// The next retry, never-offered event (due at 0) or end of a pacing hold, or the next pruning.
     func nextWorkAt(now: Double) throws -> Double? {
-        let due = try database.nextAttemptAt()
+        let due = try database.nextLeaseAt(now: now, holdSeconds: holdSeconds)
         return min(due ?? .infinity, nextPruneAt)
+    }
+
+    mutating func startDrain() {
+        draining = true
     }
 
     func acknowledge(_ batch: [LeasedEvent], now: Double) throws {

@@ -21,11 +21,19 @@ public struct ShipperSettings: Sendable {
     /// `AgentDatabase.pruneAuditRecords`), and looked at again every `auditPruneSeconds`.
     public var auditRetentionSeconds: Double
     public var auditPruneSeconds: Double
+    /// The most events a second the shipper sends on average (`sink.max_events_per_second`); nil:
+    /// no cap. Bursts of up to this many (or one batch if that is more) and one batch beyond go at once.
+    public var maxEventsPerSecond: Double?
+    /// How long after its period ended an event is first offered: this host's offset in the
+    /// fleet's spread (`FleetPacing.offset`), so hosts that close periods together do not all send
+    /// in the same second. Retries and a backlog are not held.
+    public var holdSeconds: Double
 
     public init(
         batchMaxEvents: Int = 500, batchMaxBytes: Int = 4 << 20, retry: RetryPolicy = RetryPolicy(),
         failureThreshold: Int = 5, openSeconds: Double = 30, longestWaitSeconds: Double = .infinity, drainSeconds: Double = 10,
-        auditRetentionSeconds: Double = 7 * 86_400, auditPruneSeconds: Double = 3_600
+        auditRetentionSeconds: Double = 7 * 86_400, auditPruneSeconds: Double = 3_600, maxEventsPerSecond: Double? = nil,
+        holdSeconds: Double = 0
     ) {
         self.batchMaxEvents = batchMaxEvents
         self.batchMaxBytes = batchMaxBytes
@@ -36,6 +44,8 @@ public struct ShipperSettings: Sendable {
         self.drainSeconds = drainSeconds
         self.auditRetentionSeconds = auditRetentionSeconds
         self.auditPruneSeconds = auditPruneSeconds
+        self.maxEventsPerSecond = maxEventsPerSecond
+        self.holdSeconds = holdSeconds
     }
 }
 
@@ -113,7 +123,9 @@ extension DeliveryLoop where Source == OutboxSource {
             source: OutboxSource(database: service.database, settings: settings, logger: service.logger),
             policy: DeliveryPolicy(
                 retry: settings.retry, failureThreshold: settings.failureThreshold, openSeconds: settings.openSeconds,
-                longestWaitSeconds: settings.longestWaitSeconds, drainSeconds: settings.drainSeconds),
+                longestWaitSeconds: settings.longestWaitSeconds, drainSeconds: settings.drainSeconds,
+                maxItemsPerSecond: settings.maxEventsPerSecond,
+                burstItems: max(Double(settings.batchMaxEvents), settings.maxEventsPerSecond ?? 1)),
             endpoint: DeliveryEndpoint(
                 type: { slot.current.type }, name: "the sink", refusalHint: "sink.url and sink.token_file",
                 itemsKey: "event.ids"),

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure hostmeter's hot paths and print the figures as JSON.",
         subcommands: [
             SampleBench.self, PeriodBench.self, OutboxBench.self, ThresholdBench.self, GPUBench.self, InstanceBench.self,
-            InstanceAPIBench.self, OutboxDepthBench.self,
+            InstanceAPIBench.self, OutboxDepthBench.self, FleetBench.self,
         ],
         defaultSubcommand: SampleBench.self
     )

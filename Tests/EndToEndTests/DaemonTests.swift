@@ -185,7 +185,8 @@ extension DaemonTests {
     /// An idle agent sleeps: between two samples no thread of the process wakes. libdispatch's
     /// worker pool, Swift's default executor on Linux, arms a one-second monitor timer for the life
     /// of the process once its first worker starts (3 wake-ups in 3 s); the agent's executors
-    /// (`ProcessExecutors`) keep every task off that pool.
+    /// (`ProcessExecutors`) keep every task off that pool. Fleet pacing is off here: with it the
+    /// shipper sends each period at the host's offset after the boundary, a wake-up with a reason.
     @Test func anIdleAgentWakesNoThreadBetweenSamples() async throws {
         let scratch = try AgentScratch(prefix: "hostmeter-idle")
         defer { scratch.remove() }
@@ -197,6 +198,8 @@ extension DaemonTests {
             instances_dir: \(scratch.instancesDirectory.path)
             api:
               listen: 127.0.0.1:0
+            sink:
+              spread_seconds: 0
             """.write(to: scratch.configFile, atomically: true, encoding: .utf8)
         let agent = try startAgent(scratch)
         defer { agent.kill() }

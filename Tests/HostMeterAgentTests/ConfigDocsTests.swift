@@ -165,6 +165,8 @@ import Testing
         "sink.headers": "{X-Tenant: acme}",
         "sink.subject": "org_id",
         "sink.compression": "gzip",
+        "sink.max_events_per_second": "0",
+        "sink.spread_seconds": "0",
         "retry.base_seconds": "2",
         "retry.cap_seconds": "600",
         "circuit_breaker.failure_threshold": "3",

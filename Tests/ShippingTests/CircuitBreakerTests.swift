@@ -63,6 +63,44 @@ import Testing
 }
 
 @Suite struct CircuitBreakerClockTests {
+    @Test(arguments: [(0.0, 8.0), (0.5, 10.0), (0.999_999_999, 12.0)])
+    func eachOpenTimeIsJitteredWithinAFifth(jitter: Double, seconds: Double) {
+        var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10)
+        breaker.recordFailure(now: 100, jitter: jitter)
+        guard case .open(let until) = breaker.state else {
+            Issue.record("not open: \(breaker.state)")
+            return
+        }
+        #expect(abs(until - 100 - seconds) < 1e-6)
+    }
+
+    @Test func jitterNeverCarriesAnOpenTimePastItsLongest() {
+        var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10, maxOpenSeconds: 40)
+        for round in 0..<6 {
+            _ = breaker.allowsRequest(now: Double(round) * 1000)
+            breaker.recordFailure(now: Double(round) * 1000, jitter: 0.99)
+        }
+        guard case .open(let until) = breaker.state else {
+            Issue.record("not open: \(breaker.state)")
+            return
+        }
+        #expect(until == 5000 + 40)
+    }
+
+    @Test func aFleetsProbesSpreadOut() {
+        // 1,000 hosts lose their consumer in the same second: their probes do not come together.
+        var random = SystemRandomNumberGenerator()
+        var probes: [Double] = []
+        for _ in 0..<1000 {
+            var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 30)
+            breaker.recordFailure(now: 0, jitter: Double.random(in: 0..<1, using: &random))
+            if case .open(let until) = breaker.state { probes.append(until) }
+        }
+        #expect(probes.min()! >= 24 && probes.max()! < 36)
+        let busiestSecond = Dictionary(grouping: probes) { Int($0) }.values.map(\.count).max()!
+        #expect(busiestSecond < 200, "\(busiestSecond) of 1,000 probes in one second")
+    }
+
     @Test func boundPullsAnOpenBreakerBackWithinItsLongestOpenTime() {
         var breaker = CircuitBreaker(failureThreshold: 1, openSeconds: 10, maxOpenSeconds: 40)
         breaker.recordFailure(now: 1_000)

@@ -171,6 +171,41 @@ import Testing
         #expect(try await userConsumer.requests().compactMap { $0["subjects"] as? String } == [#"["u-1", "u-1", "u-1"]"#])
     }
 
+    @Test func aBacklogDrainsNoFasterThanTheCap() async throws {
+        let consumer = try LoopbackConsumer()
+        let outbox = try FilledOutbox(events: 600)
+        var settings = Self.fast
+        // The burst (200) and one batch (50) go at once, the other 350 at 200 a second: 1.75 s.
+        settings.maxEventsPerSecond = 200
+        let started = Date()
+        try await ship(outbox, to: try httpSink(consumer), settings: settings)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(try await consumer.stats().unique_events == 600)
+        #expect(elapsed >= 1.7, "600 events at 200 a second went in \(elapsed) s")
+    }
+
+    @Test func aJustClosedPeriodWaitsForTheHostsOffsetAndABacklogDoesNot() async throws {
+        let consumer = try LoopbackConsumer()
+        // Ten events of long ago and one whose period ends now: the old ones go at once, the new
+        // one 1.5 s after its end.
+        let old = try FilledOutbox(events: 10)
+        let justEnded = Int64(Date().timeIntervalSince1970.rounded(.down))
+        let fresh = try FilledOutbox(events: 1, instance: "vm-2", firstPeriodStart: justEnded - 30)
+        try old.database.commit(MeteringCommit(events: fresh.events))
+        var settings = Self.fast
+        settings.holdSeconds = 1.5
+        let started = Date()
+        try await ship(old, to: try httpSink(consumer), settings: settings) { $0.pendingEvents <= 1 }
+        let backlog = Date().timeIntervalSince(started)
+        #expect(try await consumer.stats().unique_events == 10)
+        try await ship(old, to: try httpSink(consumer), settings: settings)
+        let releasedAfter = Date().timeIntervalSince1970 - Double(justEnded)
+        #expect(backlog < 1.4, "the backlog waited \(backlog) s")
+        #expect(releasedAfter >= 1.5, "the fresh event went \(releasedAfter) s after its period ended")
+        #expect(try await consumer.stats().unique_events == 11)
+        #expect(try old.database.stats().pendingEvents == 0)
+    }
+
     @Test func onlyThePoisonEventIsDeadLettered() async throws {
         let consumer = try LoopbackConsumer()
         let outbox = try FilledOutbox(events: 37)

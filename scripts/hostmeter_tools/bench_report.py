@@ -7,8 +7,10 @@ prometheus-node-exporter and cloudevents first); the JSON document goes to stdou
 Sections:
 
 * ``host_sample``, ``period_close``, ``outbox``, ``instances``: ``hostmeter-bench`` runs (in-process
-  thread CPU; the outbox drained to a file and over HTTP to the loopback consumer,
-  hostmeter_tools.consumer, on 127.0.0.1).
+  thread CPU; the outbox drained to a file, over HTTP to the loopback consumer,
+  hostmeter_tools.consumer, and to a null consumer, Debian's nginx answering 200, on 127.0.0.1).
+* ``fleet``: ``hostmeter-bench fleet``, 10,000 hosts simulated with the shipper's pacing code: the
+  consumer's events per second at a period boundary and after a 10-minute outage, pacing off and on.
 * ``agent``: a real ``hostmeter run`` (release, loopback API on a port the kernel picks, state_dir
   and instances_dir in a temporary directory, default file sink) at its fastest cadence
   (sample_seconds 1): memory at rest and after an hour's worth of periods, CPU per sample of the
@@ -35,8 +37,9 @@ Sections:
   18's Targets table with PASS, MISS or NOT RUN; ``binaries``: path, size and linking (static Swift
   standard library or not) of the binaries measured.
 
-``--only SECTION[,SECTION]`` runs some of them: sample, period, outbox, instances, floor, agent,
-node_exporter, nginx, production, production_vms (in that order, which is also the full run's).
+``--only SECTION[,SECTION]`` runs some of them: sample, period, outbox, outbox_depth, fleet, instances,
+floor, agent, node_exporter, nginx, production, production_vms (in that order, which is also the full
+run's).
 
 CPU is utime+stime of the measured process from /proc/PID/stat (the kernel scales it to the
 scheduler's exact runtime; the unit is a clock tick, 10 ms here), with the sum of
@@ -181,6 +184,7 @@ SECTIONS = (
     "period",
     "outbox",
     "outbox_depth",
+    "fleet",
     "instances",
     "floor",
     "agent",
@@ -198,7 +202,7 @@ def hostmeter_bench_sections(
     ``nginx`` serves as the null consumer of the outbox's HTTP drain."""
     environment = dict(os.environ, TMPDIR=str(work))
     shm = Path(tempfile.mkdtemp(prefix="hostmeter-report-", dir="/dev/shm")) if os.access("/dev/shm", os.W_OK) else work
-    sample = period = outbox_file = outbox_http = outbox_null = instances = depth = None
+    sample = period = outbox_file = outbox_http = outbox_null = instances = depth = fleet = None
     try:
         if "sample" in wanted:
             log(f"host sample: {settings['sample_iterations']} iterations")
@@ -220,6 +224,9 @@ def hostmeter_bench_sections(
             pending = settings["outbox_depth_pending"]
             log(f"outbox depth: a sample's commit and a shipper step, empty and with {pending} events pending")
             depth = children.run_json([bench, "outbox-depth", "--pending", str(pending)], 900, environment)
+        if "fleet" in wanted:
+            log("fleet: 10,000 simulated hosts at a period boundary and after a 10-minute outage, pacing off and on")
+            fleet = children.run_json([bench, "fleet"], 300, environment)
         if "instances" in wanted:
             log(f"instances: 1,000 instances, v2 layout, {settings['instance_periods']} periods")
             instances = children.run_json(
@@ -248,6 +255,8 @@ def hostmeter_bench_sections(
     sections = bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_null)
     if depth is not None:
         sections["outbox_depth"] = {"source": "hostmeter-bench outbox-depth (thread CPU, medians)", **depth}
+    if fleet is not None:
+        sections["fleet"] = {"source": "hostmeter-bench fleet (simulated time, the shipper's pacing code)", **fleet}
     return sections
 
 

@@ -67,7 +67,9 @@ extension AgentDatabase {
     ///
     /// `holdSeconds` keeps an event back until that long after its period ended (fleet pacing: the
     /// host's offset in the period). Only the latest periods' events are held, and they sit at the
-    /// end of the never-offered run of the index, so a lease passes at most those by.
+    /// end of the never-offered run of the index, so a lease passes at most those by. An event whose
+    /// period ends after `now` (the wall clock stepped back) is not held: held from its period's
+    /// end, it would wait as long as the step.
     public func lease(now: Double, maxEvents: Int, maxBytes: Int, holdSeconds: Double = 0) throws(OutboxError) -> [LeasedEvent] {
         // Never-offered events are due at 0 (a retry time is a wall time after 1970) and come first
         // in due order: when any is left, this lease counts its first attempt and must be durable.
@@ -78,10 +80,11 @@ extension AgentDatabase {
                 db.cachedStatement(
                     sql: """
                         SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
-                        FROM events INDEXED BY events_due WHERE next_attempt_at <= ? AND period_end <= ?
+                        FROM events INDEXED BY events_due
+                        WHERE next_attempt_at <= ? AND (period_end <= ? OR period_end > ?)
                         ORDER BY next_attempt_at, id LIMIT ?
                         """),
-                arguments: [now, holdSeconds > 0 ? now - holdSeconds : Double.infinity, max(0, maxEvents)])
+                arguments: [now, holdSeconds > 0 ? now - holdSeconds : Double.infinity, now, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
             for row in rows {

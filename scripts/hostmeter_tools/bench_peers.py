@@ -165,10 +165,11 @@ def floor_section(children: Children, work: Path, iterations: int, host_sample: 
 # MARK: nginx
 
 
-def nginx_config(root: Path, port: int, workers: int) -> str:
+def nginx_config(root: Path, port: int, workers: int, location: str = "location = /get { }", http: str = "") -> str:
     """nginx.conf for our own instance: in the foreground, everything it writes under ``root``,
-    serving ``root``/html on 127.0.0.1:``port``."""
-    return f"""# hostmeter bench: nginx beside GET /get (scripts/hostmeter_tools/bench_peers.py)
+    serving ``location`` (by default ``root``/html's /get) on 127.0.0.1:``port``; ``http`` adds
+    directives to the http block."""
+    return f"""# hostmeter bench (scripts/hostmeter_tools/bench_peers.py)
 daemon off;
 master_process on;
 worker_processes {workers};
@@ -187,11 +188,11 @@ http {{
     default_type application/json;
     sendfile on;
     keepalive_requests 100000000;
-    keepalive_timeout 75s;
+    keepalive_timeout 75s;{http}
     server {{
         listen 127.0.0.1:{port};
         root {root}/html;
-        location = /get {{ }}
+        {location}
     }}
 }}
 """
@@ -313,33 +314,13 @@ def nginx_section(children: Children, binary: str, nginx: str, work: Path, secon
 def null_consumer_config(root: Path, port: int) -> str:
     """nginx.conf for a consumer that is never the bottleneck: every request to /events is read
     (up to 64 MiB) and answered 200 at once, nothing stored."""
-    return f"""# hostmeter bench: a null billing consumer (scripts/hostmeter_tools/bench_peers.py)
-daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{
-    worker_connections 1024;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp/client_body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    client_max_body_size 64m;
-    client_body_buffer_size 1m;
-    keepalive_requests 100000000;
-    keepalive_timeout 75s;
-    default_type application/json;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /events {{ return 200 '{{"accepted":0}}'; }}
-    }}
-}}
-"""
+    return nginx_config(
+        root,
+        port,
+        1,
+        location="""location = /events { return 200 '{"accepted":0}'; }""",
+        http="\n    client_max_body_size 64m;\n    client_body_buffer_size 1m;",
+    )
 
 
 def outbox_to_null_consumer(

@@ -37,6 +37,8 @@ let package = Package(
         ),
         .target(name: "Probes", swiftSettings: swiftSettings),
         .target(name: "CNVML"),
+        // The NATS C client (JetStream publish for `sink.type: nats`), from Debian's libnats-dev.
+        .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .target(name: "GPU", dependencies: ["CNVML", "Probes"], swiftSettings: swiftSettings),
         .target(name: "Metering", dependencies: ["Probes", "UsageModel"], swiftSettings: swiftSettings),
         .target(
@@ -47,7 +49,7 @@ let package = Package(
         .target(
             name: "Shipping",
             dependencies: [
-                "EventThreads", "Outbox", "UsageModel",
+                "CNATS", "EventThreads", "Outbox", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -127,7 +129,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Probes", "UsageModel",
+                "CNATS", "Probes", "UsageModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -8,7 +8,8 @@ set -euo pipefail
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-debs=(libsqlite3-dev)
+# The build links SQLite and the NATS C client (the nats sink) as system libraries.
+debs=(libsqlite3-dev libnats-dev)
 if (( want_test )); then
   debs+=(python3 python3-pip iproute2 prometheus-alertmanager gcc openssl curl)
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
@@ -16,6 +17,8 @@ if (( want_test )); then
   debs+=(dpkg-dev lintian systemd prometheus adduser)
   # scripts/chaos.sh: libfaketime steps the agent's wall clock (and only the agent's).
   debs+=(faketime)
+  # The nats sink's tests: Debian's NATS server, alone and as a three-node JetStream cluster.
+  debs+=(nats-server)
 fi
 
 sudo_cmd=()
@@ -39,6 +42,7 @@ if (( ${#missing[@]} )); then
 fi
 # The build cannot go on without SQLite's header.
 [[ -f /usr/include/sqlite3.h ]] || { echo "deps: libsqlite3-dev is missing (sqlite3.h); the build needs it" >&2; exit 1; }
+[[ -f /usr/include/nats/nats.h ]] || { echo "deps: libnats-dev is missing (nats/nats.h); the build needs it" >&2; exit 1; }
 
 (( want_test )) || exit 0
 
@@ -62,7 +66,7 @@ python3 -m ruff --version >/dev/null 2>&1 || pip_install ruff || echo "deps: can
 # Every tool the tests use, checked after the installs: one list of what is still missing.
 absent=()
 for tool in python3 ip gcc openssl curl promtool prometheus-alertmanager faketime dpkg-shlibdeps lintian \
-  systemd-analyze adduser schemathesis; do
+  systemd-analyze adduser schemathesis nats-server; do
   command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool || -x /sbin/$tool ]] || absent+=("$tool")
 done
 python3 -m ruff --version >/dev/null 2>&1 || absent+=("python3 module ruff")

@@ -231,7 +231,17 @@ public enum Agent {
     /// How long a graceful stop may take before the services still running are cancelled.
     public static let maximumGracefulShutdownDuration: Duration = .seconds(60)
 
-    /// The sink `sink.type` names, with its token read from `sink.token_file`.
+    /// The content of the secret file `path` names, surrounding whitespace trimmed; nil without one.
+    private static func readSecret(_ path: String?, key: String) throws(ConfigurationError) -> String? {
+        guard let path else { return nil }
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw ConfigurationError(file: path, line: nil, key: key, message: "cannot read: \(error.localizedDescription)")
+        }
+    }
+
+    /// The sink `sink.type` names, with its secrets read from their files.
     public static func makeSink(_ configuration: AgentConfiguration) throws -> any Sink {
         let sink = configuration.sink
         switch sink.type {
@@ -239,16 +249,17 @@ public enum Agent {
             return FileSink(path: configuration.sinkFilePath)
         case .stdout:
             return StdoutSink()
+        case .nats:
+            return NATSSink(
+                settings: NATSSink.Settings(
+                    servers: sink.url ?? "", subject: sink.nats.subject, hostID: configuration.hostID, stream: sink.nats.stream,
+                    token: try readSecret(sink.tokenFile, key: "sink.token_file"), user: sink.nats.user,
+                    password: try readSecret(sink.nats.passwordFile, key: "sink.nats.password_file"),
+                    credentialsFile: sink.nats.credentialsFile, nkey: sink.nats.nkey, nkeySeedFile: sink.nats.nkeySeedFile,
+                    caFile: sink.caFile, connectTimeoutSeconds: sink.connectTimeoutSeconds,
+                    ackTimeoutSeconds: sink.timeoutSeconds, maxInFlight: sink.nats.maxInFlight))
         case .http, .cloudevents:
-            var token: String?
-            if let tokenFile = sink.tokenFile {
-                do {
-                    token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-                } catch {
-                    throw ConfigurationError(
-                        file: tokenFile, line: nil, key: "sink.token_file", message: "cannot read: \(error.localizedDescription)")
-                }
-            }
+            let token = try readSecret(sink.tokenFile, key: "sink.token_file")
             return try HTTPSink(
                 settings: HTTPSink.Settings(
                     url: sink.url ?? "", format: sink.type == .http ? .json : .cloudEvents, hostID: configuration.hostID,

@@ -2,7 +2,7 @@ import Foundation
 public import Shipping
 
 extension AgentConfiguration {
-    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, file, stdout }
+    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, nats, file, stdout }
 
     /// `sink:`: where delivered events go and how they are sent there.
     public struct Sink: Sendable, Equatable {
@@ -27,6 +27,58 @@ extension AgentConfiguration {
         /// Seconds over which a fleet's hosts spread their sending after a period ends; each host
         /// waits its own offset in it (`FleetPacing`), at most one period.
         public var spreadSeconds = 30
+        /// `sink.nats`: the `nats` sink's subject, stream and credentials.
+        public var nats = NATS()
+    }
+
+    /// `sink.nats:`: what a `nats` sink publishes to and how it authenticates. The servers are
+    /// `sink.url`, the token `sink.token_file`, the CA `sink.ca_file`.
+    public struct NATS: Sendable, Equatable {
+        public static let defaultSubject = "usage.{org_id}.{user_id}.{instance_id}"
+        public var subject = try! NATSSubjectTemplate(defaultSubject)
+        public var stream: String?
+        public var credentialsFile: String?
+        public var nkey: String?
+        public var nkeySeedFile: String?
+        public var user: String?
+        public var passwordFile: String?
+        public var maxInFlight = 1000
+    }
+}
+
+extension AgentConfiguration.NATS {
+    init(_ node: ConfigNode) throws(ConfigurationError) {
+        self.init()
+        let keys = try node.section()
+        if let text = try keys["subject"]?.optionalString() {
+            do {
+                subject = try NATSSubjectTemplate(text)
+            } catch {
+                throw (keys["subject"] ?? node.child("subject")).error(error.reason)
+            }
+        }
+        stream = try keys["stream"]?.optionalString()
+        if let stream, stream.isEmpty || !stream.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) {
+            throw (keys["stream"] ?? node.child("stream")).error("a stream name is letters, digits, `-` and `_`")
+        }
+        credentialsFile = try keys["credentials_file"]?.optionalString()
+        nkey = try keys["nkey"]?.optionalString()
+        nkeySeedFile = try keys["nkey_seed_file"]?.optionalString()
+        if (nkey == nil) != (nkeySeedFile == nil) {
+            throw node.child(nkey == nil ? "nkey" : "nkey_seed_file").error("`nkey` and `nkey_seed_file` go together")
+        }
+        if let nkey, !(nkey.hasPrefix("U") && nkey.count == 56) {
+            throw (keys["nkey"] ?? node.child("nkey")).error("an NKey user public key is 56 characters starting with U")
+        }
+        if credentialsFile != nil, nkey != nil {
+            throw node.child("credentials_file").error("`credentials_file` and `nkey` exclude each other")
+        }
+        user = try keys["user"]?.optionalString()
+        passwordFile = try keys["password_file"]?.optionalString()
+        if passwordFile != nil, user == nil {
+            throw node.child("user").error("`password_file` needs `user`")
+        }
+        maxInFlight = try keys["max_in_flight"]?.int(default: maxInFlight) ?? maxInFlight
     }
 }
 
@@ -56,6 +108,19 @@ extension AgentConfiguration.Sink {
         compression = try keys["compression"]?.choice(default: compression) ?? compression
         maxEventsPerSecond = try keys["max_events_per_second"]?.int(default: maxEventsPerSecond) ?? maxEventsPerSecond
         spreadSeconds = try keys["spread_seconds"]?.int(default: spreadSeconds) ?? spreadSeconds
+        nats = try AgentConfiguration.NATS(keys["nats"] ?? node.child("nats"))
+        if type == .nats {
+            let servers = (url ?? "").split(separator: ",", omittingEmptySubsequences: false)
+            let valid = !servers.isEmpty && servers.allSatisfy { server in
+                let text = server.trimmingCharacters(in: .whitespaces)
+                guard let parsed = URL(string: text), let host = parsed.host, !host.isEmpty else { return false }
+                return ["nats", "tls"].contains(parsed.scheme ?? "")
+            }
+            guard valid else {
+                throw (keys["url"] ?? node.child("url")).error(
+                    "sink type nats needs one or more nats:// or tls:// URLs, separated by commas")
+            }
+        }
         if type == .http || type == .cloudevents {
             guard let url, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
                 throw (keys["url"] ?? node.child("url")).error("sink type \(type.rawValue) needs an http:// or https:// url")

@@ -180,14 +180,17 @@ extension AgentConfiguration {
             "Optional organisation id carried in the host's events; same rules as `host.user_id`."),
         .key("sink.type", default: "file", .sighup, value: \.sink.type,
             "Where events go: `http` (JSON array batches), `cloudevents` (CloudEvents 1.0 batches), " +
-            "`file` (JSON lines, fsynced per batch) or `stdout` (JSON lines)."),
+            "`nats` (NATS JetStream, a message per event; `sink.nats.*`), `file` (JSON lines, fsynced per " +
+            "batch) or `stdout` (JSON lines)."),
         .key("sink.url", default: "null", .sighup, value: \.sink.url,
             "The consumer's endpoint; required for `http` and `cloudevents`, and must be an `http://` or " +
-            "`https://` URL."),
+            "`https://` URL. For `nats`, the servers: one or more `nats://` or `tls://` URLs separated by " +
+            "commas (the client fails over between them)."),
         .key("sink.path", default: "<state_dir>/events.jsonl", .sighup, value: \.sink.path,
             "The `file` sink's file."),
         .key("sink.token_file", default: "null", .sighup, value: \.sink.tokenFile,
-            "File holding the bearer token sent to an `http` or `cloudevents` consumer (surrounding " +
+            "File holding the bearer token sent to an `http` or `cloudevents` consumer, or the `nats` " +
+            "server's authorization token (surrounding " +
             "whitespace trimmed). Read at start and when a reload changes a `sink` key; a rotated token " +
             "in an unchanged configuration needs a restart."),
         .key("sink.batch_max_events", default: "500", .restart, range: .integer(1...100_000),
@@ -195,12 +198,14 @@ extension AgentConfiguration {
             "Most events in one delivery, 1 to 100000."),
         .key("sink.timeout_seconds", default: "30", .sighup, range: .decimal(0.1...3600),
             value: \.sink.timeoutSeconds,
-            "Seconds one request may take before it counts as failed and is retried, 0.1 to 3600."),
+            "Seconds one request may take before it counts as failed and is retried, 0.1 to 3600; for " +
+            "`nats`, how long a batch waits for its PubAcks."),
         .key("sink.connect_timeout_seconds", default: "10", .sighup, range: .decimal(0.1...600),
             value: \.sink.connectTimeoutSeconds,
             "Seconds to establish a connection, 0.1 to 600."),
         .key("sink.ca_file", default: "null", .sighup, value: \.sink.caFile,
-            "PEM file of CA certificates to trust for `https` instead of the system's."),
+            "PEM file of CA certificates to trust for `https` instead of the system's; for `nats`, set, the " +
+            "connection is TLS and trusts these CAs."),
         .key("sink.headers", default: "{}", .sighup, value: \.sink.headers,
             "Extra request headers, a mapping of name to string value; names are letters, digits, `-` and " +
             "`_`."),
@@ -222,6 +227,29 @@ extension AgentConfiguration {
             "The most events a second the shipper sends on average, 0 to 1000000 (0: no cap). A period's " +
             "events go at once (up to this many, or one batch if that is more, and one batch beyond); a " +
             "backlog after an outage drains at this rate, so a consumer coming back gets a ramp, not a wall."),
+        .key("sink.nats.subject", default: AgentConfiguration.NATS.defaultSubject, .sighup, value: \.sink.nats.subject,
+            "The subject of each event's message, `nats` only: dot-separated tokens of letters, digits, `-` " +
+            "and `_`, and the placeholders `{host_id}`, `{instance_id}`, `{user_id}`, `{org_id}` and " +
+            "`{event_type}`. A value's other bytes are written `%XX` (an id with a dot stays one token) and " +
+            "an absent one `_`. A JetStream stream must listen on the subjects (e.g. `usage.>`)."),
+        .key("sink.nats.stream", default: "null", .sighup, value: \.sink.nats.stream,
+            "The stream that must store the events (`Nats-Expected-Stream`): a PubAck from another stream " +
+            "is a refusal, retried and shown by `/health`. `null`: whichever stream listens on the subject."),
+        .key("sink.nats.credentials_file", default: "null", .sighup, value: \.sink.nats.credentialsFile,
+            "A NATS `.creds` file (user JWT and NKey seed) to authenticate with."),
+        .key("sink.nats.nkey", default: "null", .sighup, value: \.sink.nats.nkey,
+            "An NKey user public key (56 characters, `U…`) to authenticate with; needs " +
+            "`sink.nats.nkey_seed_file`."),
+        .key("sink.nats.nkey_seed_file", default: "null", .sighup, value: \.sink.nats.nkeySeedFile,
+            "File holding the seed (`SU…`) of `sink.nats.nkey`; readable by the agent's user only."),
+        .key("sink.nats.user", default: "null", .sighup, value: \.sink.nats.user,
+            "User name to authenticate with, with `sink.nats.password_file`."),
+        .key("sink.nats.password_file", default: "null", .sighup, value: \.sink.nats.passwordFile,
+            "File holding `sink.nats.user`'s password (surrounding whitespace trimmed)."),
+        .key("sink.nats.max_in_flight", default: "1000", .sighup, range: .integer(1...1_000_000),
+            value: \.sink.nats.maxInFlight,
+            "The most messages published and awaiting their PubAck at a time, 1 to 1000000; a batch " +
+            "larger than this publishes the rest as acknowledgements come back."),
         .key("retry.base_seconds", default: "1", .restart, range: .decimal(0.001...3600), value: \.retry.baseSeconds,
             "A failed delivery waits a random time from 0 to min(cap, base × 2^attempt) seconds (full " +
             "jitter); base is 0.001 to 3600. A consumer's `Retry-After` is honoured, up to the cap."),

@@ -26,19 +26,28 @@ public enum CloudEventSubject: String, Sendable, CaseIterable {
         let value: String?
         switch self {
         case .instanceID: value = event.instanceID
-        case .userID: value = (try? Self.decoder.decode(Billed.self, from: event.payload))?.userID
-        case .orgID: value = (try? Self.decoder.decode(Billed.self, from: event.payload))?.orgID
+        case .userID: value = BilledIDs(of: event)?.userID
+        case .orgID: value = BilledIDs(of: event)?.orgID
         }
         guard let value, !value.isEmpty else { throw Missing(eventID: event.eventID, subject: self) }
         return value
     }
+}
 
-    private struct Billed: Decodable {
-        let userID: String?
-        let orgID: String?
-        enum CodingKeys: String, CodingKey {
-            case userID = "user_id", orgID = "org_id"
-        }
+/// Whom an event's usage is billed to, read from the stored event: every event type carries
+/// `user_id` and `org_id` (either may be absent).
+struct BilledIDs: Decodable {
+    let userID: String?
+    let orgID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", orgID = "org_id"
+    }
+
+    /// nil when the payload is not a JSON object.
+    init?(of event: OutboxEvent) {
+        guard let decoded = try? Self.decoder.decode(Self.self, from: event.payload) else { return nil }
+        self = decoded
     }
 
     private static let decoder = JSONDecoder()

@@ -20,13 +20,26 @@ public enum ShipFailureReason: String, Sendable, CaseIterable, Codable {
     /// The event has no value for the CloudEvents subject the sink sends (`sink.subject`): the
     /// sink refuses it before sending, and the shipper dead-letters it.
     case noSubject = "no_subject"
+    /// A broker has nothing that stores the event's subject (NATS: no JetStream stream listens on
+    /// it); retried, since a stream may be created.
+    case noResponders = "no_responders"
+    /// The broker refused the publish for a reason that is not about one event (JetStream: the
+    /// stream is not the expected one, it is full, sealed; Kafka: the topic does not exist, or
+    /// authorisation): retried, and shown by `/health`, since a person must look.
+    case brokerRefused = "broker_refused"
+    /// The broker's credentials were refused (NATS authorisation, Kafka SASL): retried, shown by
+    /// `/health`.
+    case authentication
+    /// The broker refused one event for good (larger than the stream's or server's largest
+    /// message): bisected down to that event, which is dead-lettered.
+    case brokerRejected = "broker_rejected"
 
     /// The endpoint refused the request itself — credentials (401, 407), permission (403), the URL
     /// (404) or another 4xx that is not about the events — rather than failing or judging an event.
     /// It says nothing about the events and will not pass by itself: a person must look.
     public var isEndpointRefusal: Bool {
         switch self {
-        case .http401, .http403, .http404, .http407, .http4xx: true
+        case .http401, .http403, .http404, .http407, .http4xx, .brokerRefused, .authentication: true
         default: false
         }
     }

@@ -41,6 +41,10 @@ struct ConfigCommand: ParsableCommand {
             switch configuration.sink.type {
             case .file: fields.append(("sink.path", configuration.sinkFilePath))
             case .http, .cloudevents: fields.append(("sink.url", redacted(configuration.sink.url ?? "")))
+            case .nats:
+                let servers = (configuration.sink.url ?? "").split(separator: ",").map { redacted(String($0)) }
+                fields.append(("sink.url", servers.joined(separator: ",")))
+                fields.append(("sink.nats.subject", configuration.sink.nats.subject.description))
             case .stdout: break
             }
             fields.append(("state_dir", configuration.stateDirectory))

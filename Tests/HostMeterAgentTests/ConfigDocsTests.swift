@@ -167,6 +167,14 @@ import Testing
         "sink.compression": "gzip",
         "sink.max_events_per_second": "0",
         "sink.spread_seconds": "0",
+        "sink.nats.subject": "hm.{host_id}.{event_type}.{instance_id}",
+        "sink.nats.stream": "USAGE",
+        "sink.nats.credentials_file": "/etc/hostmeter/nats.creds",
+        "sink.nats.nkey": nil,  // only with sink.nats.nkey_seed_file
+        "sink.nats.nkey_seed_file": nil,  // only with sink.nats.nkey
+        "sink.nats.user": "hostmeter",
+        "sink.nats.password_file": nil,  // only with sink.nats.user
+        "sink.nats.max_in_flight": "64",
         "retry.base_seconds": "2",
         "retry.cap_seconds": "600",
         "circuit_breaker.failure_threshold": "3",

@@ -1,0 +1,270 @@
+import Foundation
+import Outbox
+import TestSupport
+import Testing
+
+@testable import Shipping
+
+/// The `nats` sink against Debian's nats-server with JetStream, started on 127.0.0.1 by each test.
+@Suite(.serialized) struct NATSSinkTests {
+    static let subject = try! NATSSubjectTemplate("usage.{org_id}.{user_id}.{instance_id}")
+
+    func scratch(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("nats-\(name)-\(UUID().uuidString)")
+    }
+
+    func sink(_ urls: String, stream: String? = nil, token: String? = nil, ackTimeout: Double = 5, maxInFlight: Int = 1000)
+        -> NATSSink
+    {
+        NATSSink(
+            settings: NATSSink.Settings(
+                servers: urls, subject: Self.subject, hostID: "host-1", stream: stream, token: token, connectTimeoutSeconds: 1,
+                ackTimeoutSeconds: ackTimeout, maxInFlight: maxInFlight))
+    }
+
+    /// A started server with a stream `USAGE` on `usage.>`.
+    func serverWithStream(
+        _ name: String, maxMessageSize: Int32 = -1, extraConfig: String = "", token: String? = nil, user: String? = nil,
+        password: String? = nil
+    ) throws -> (NATSServer, JetStreamClient) {
+        let server = try NATSServer(directory: scratch(name), extraConfig: extraConfig)
+        try server.start()
+        let client = try JetStreamClient(urls: server.url, token: token, user: user, password: password)
+        try client.addStream("USAGE", subjects: ["usage.>"], maxMessageSize: maxMessageSize)
+        return (server, client)
+    }
+
+    @Test func aBatchIsDeliveredOnItsPubAcksAndStoredOncePerEvent() async throws {
+        let (server, client) = try serverWithStream("deliver")
+        defer { server.kill9() }
+        let outbox = try FilledOutbox(events: 120, org: { $0 % 2 == 0 ? "org.acme" : nil })
+        // A window smaller than the batch: the rest is published as acknowledgements come back.
+        let sink = sink(server.url, stream: "USAGE", maxInFlight: 16)
+        #expect(await sink.send(outbox.events) == .delivered)
+        // Sent again (a retry, a restart after kill -9): duplicate PubAcks count as delivered and
+        // the stream keeps one message per event.
+        #expect(await sink.send(Array(outbox.events[50..<120])) == .delivered)
+        await sink.shutdown()
+
+        let stored = try client.messages("USAGE")
+        #expect(stored.count == 120)
+        #expect(stored.map(\.messageID) == outbox.eventIDs)
+        for (message, event) in zip(stored, outbox.events) {
+            #expect(message.data == event.payload)
+            #expect(message.headers["Content-Type"] == "application/json")
+            #expect(message.headers["Hostmeter-Event-Type"] == "resource_usage")
+        }
+        // The organisation's dot is escaped, an absent one is `_`.
+        #expect(stored[0].subject == "usage.org%2Eacme.u-1.vm-1")
+        #expect(stored[1].subject == "usage._.u-1.vm-1")
+    }
+
+    @Test func noStreamOnTheSubjectIsRetriedAsNoResponders() async throws {
+        let server = try NATSServer(directory: scratch("noresp"))
+        try server.start()
+        defer { server.kill9() }
+        let outbox = try FilledOutbox(events: 3)
+        let sink = sink(server.url)
+        defer { Task { await sink.shutdown() } }
+        guard case .retryable(let reason, let detail, _) = await sink.send(outbox.events) else {
+            Issue.record("a publish nobody stores was not retried")
+            return
+        }
+        #expect(reason == .noResponders)
+        #expect(detail.contains("usage."))
+        // Once a stream exists, the same events go.
+        let client = try JetStreamClient(urls: server.url)
+        try client.addStream("USAGE", subjects: ["usage.>"])
+        #expect(await sink.send(outbox.events) == .delivered)
+        #expect(try client.messages("USAGE").count == 3)
+    }
+
+    @Test func anUnreachableServerIsAConnectFailure() async throws {
+        let port = try freeLoopbackPort()
+        let sink = sink("nats://127.0.0.1:\(port)")
+        let outbox = try FilledOutbox(events: 2)
+        guard case .retryable(let reason, let detail, _) = await sink.send(outbox.events) else {
+            Issue.record("no retry without a server")
+            return
+        }
+        #expect(reason == .connect)
+        #expect(detail.contains("127.0.0.1:\(port)"))
+        await sink.shutdown()
+    }
+
+    @Test func anEventLargerThanTheStreamTakesIsRejectedAndTheOthersAreNot() async throws {
+        let outbox = try FilledOutbox(events: 4)
+        // The stream's limit counts the headers too (the message id and two more: about 120 bytes).
+        let largest = outbox.events.map(\.payload.count).max()!
+        let (server, client) = try serverWithStream("toolarge", maxMessageSize: Int32(largest + 300))
+        defer { server.kill9() }
+        var big = outbox.events[2]
+        big.payload = Data(#"{"user_id":"u-1","pad":""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: largest + 300) + Data(#""}"#.utf8)
+        let sink = sink(server.url)
+        defer { Task { await sink.shutdown() } }
+        guard case .rejected(let reason, let detail, let bisectable) = await sink.send([outbox.events[0], big]) else {
+            Issue.record("a batch with an event the stream refuses was not rejected")
+            return
+        }
+        #expect(reason == .brokerRejected)
+        #expect(bisectable)
+        #expect(detail.contains(big.eventID))
+        #expect(await sink.send([outbox.events[0]]) == .delivered)
+        #expect(try client.messages("USAGE").map(\.messageID) == [outbox.events[0].eventID])
+    }
+
+    @Test func aPubAckFromAnotherStreamThanTheExpectedOneIsARefusal() async throws {
+        let (server, client) = try serverWithStream("expect")
+        defer { server.kill9() }
+        let outbox = try FilledOutbox(events: 2)
+        let sink = sink(server.url, stream: "BILLING")
+        defer { Task { await sink.shutdown() } }
+        guard case .retryable(let reason, let detail, _) = await sink.send(outbox.events) else {
+            Issue.record("a publish to the wrong stream was not refused")
+            return
+        }
+        #expect(reason == .brokerRefused)
+        #expect(reason.isEndpointRefusal)
+        #expect(detail.contains("err_code"))
+        #expect(try client.lastSequence("USAGE") == 0)
+    }
+
+    @Test func aWrongTokenIsAnAuthenticationFailure() async throws {
+        let (server, client) = try serverWithStream(
+            "token", extraConfig: "authorization { token: \"s3cret-token\" }\n", token: "s3cret-token")
+        defer { server.kill9() }
+        let outbox = try FilledOutbox(events: 2)
+        let wrong = sink(server.url, token: "guess")
+        guard case .retryable(let reason, _, _) = await wrong.send(outbox.events) else {
+            Issue.record("a wrong token was not refused")
+            return
+        }
+        #expect(reason == .authentication)
+        await wrong.shutdown()
+        let right = sink(server.url, token: "s3cret-token")
+        #expect(await right.send(outbox.events) == .delivered)
+        await right.shutdown()
+        #expect(try client.messages("USAGE").count == 2)
+    }
+
+    @Test func userAndPasswordAuthenticate() async throws {
+        let (server, client) = try serverWithStream(
+            "user", extraConfig: "authorization { users: [ { user: hostmeter, password: \"pw-1\" } ] }\n", user: "hostmeter",
+            password: "pw-1")
+        defer { server.kill9() }
+        _ = client
+        let outbox = try FilledOutbox(events: 2)
+        let make = { (password: String) in
+            NATSSink(
+                settings: NATSSink.Settings(
+                    servers: server.url, subject: Self.subject, hostID: "host-1", user: "hostmeter", password: password,
+                    connectTimeoutSeconds: 1, ackTimeoutSeconds: 5))
+        }
+        let wrong = make("nope")
+        guard case .retryable(.authentication, _, _) = await wrong.send(outbox.events) else {
+            Issue.record("a wrong password was not an authentication failure")
+            return
+        }
+        await wrong.shutdown()
+        let right = make("pw-1")
+        #expect(await right.send(outbox.events) == .delivered)
+        await right.shutdown()
+    }
+
+    /// A server killed with SIGKILL and started again on the same store: the batch sent while
+    /// it is down fails and is retried; after it is back every event is stored once.
+    @Test func aServerKilledAndRestartedLosesAndDuplicatesNothing() async throws {
+        let (server, _) = try serverWithStream("restart")
+        defer { server.kill9() }
+        let outbox = try FilledOutbox(events: 60)
+        let sink = sink(server.url, ackTimeout: 1)
+        defer { Task { await sink.shutdown() } }
+        #expect(await sink.send(Array(outbox.events[0..<20])) == .delivered)
+        server.kill9()
+        guard case .retryable = await sink.send(Array(outbox.events[20..<40])) else {
+            Issue.record("a batch sent to a dead server was not retried")
+            return
+        }
+        try server.start()
+        // The client reconnects by itself; until it has, sends are retried.
+        var outcome = ShipOutcome.retryable(reason: .connect, detail: "", retryAfter: nil)
+        let deadline = Date().addingTimeInterval(20)
+        while outcome != .delivered, Date() < deadline {
+            outcome = await sink.send(Array(outbox.events[10..<60]))
+            if outcome != .delivered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(outcome == .delivered)
+        let client = try JetStreamClient(urls: server.url)
+        let stored = try client.messages("USAGE").compactMap(\.messageID)
+        #expect(stored.count == 60)
+        #expect(Set(stored) == Set(outbox.eventIDs))
+    }
+
+    @Test func theShipperDeadLettersOnlyTheEventTheStreamRefuses() async throws {
+        let outbox = try FilledOutbox(events: 30)
+        let largest = outbox.events.map(\.payload.count).max()!
+        // The stream's limit counts the headers too (the message id and two more: about 120 bytes).
+        let (server, client) = try serverWithStream("shipper", maxMessageSize: Int32(largest + 300))
+        defer { server.kill9() }
+        // One more event, of another instance, too large for the stream.
+        var big = outbox.events[17]
+        big.eventID = "big-1"
+        big.instanceID = "vm-big"
+        big.payload = Data(#"{"user_id":"u-1","pad":""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: largest + 300) + Data(#""}"#.utf8)
+        try outbox.database.commit(MeteringCommit(events: [big]))
+        let victim = big.eventID
+        let service = ShipperService(
+            database: outbox.database, sink: sink(server.url),
+            settings: ShipperSettings(
+                batchMaxEvents: 10, retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.2), failureThreshold: 100,
+                openSeconds: 0.5, longestWaitSeconds: 0.05, drainSeconds: 0),
+            logger: ShipperIntegrationTests.quietLogger)
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try outbox.database.stats().pendingEvents > 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        _ = try? await task.value
+        let dead = try outbox.database.deadLetters()
+        #expect(dead.map(\.event.eventID) == [victim])
+        #expect(dead.first?.reason.contains("broker_rejected") == true)
+        let stored = try client.messages("USAGE").compactMap(\.messageID)
+        #expect(Set(stored) == Set(outbox.eventIDs))
+        #expect(stored.count == 30)
+    }
+}
+
+@Suite struct NATSSubjectTemplateTests {
+    func event(instance: String, payload: String = #"{"user_id":"u 1","org_id":"o.1"}"#) -> OutboxEvent {
+        OutboxEvent(
+            eventID: "e-1", eventType: "resource_usage", instanceID: instance, periodStart: 0, periodEnd: 30,
+            payload: Data(payload.utf8))
+    }
+
+    @Test func placeholdersBecomeOneTokenEach() throws {
+        let template = try NATSSubjectTemplate("hm.{host_id}.{event_type}.{org_id}.{user_id}.vm-{instance_id}")
+        #expect(
+            template.subject(for: event(instance: "a.b*c>d"), hostID: "h%1")
+                == "hm.h%251.resource_usage.o%2E1.u%201.vm-a%2Eb%2Ac%3Ed")
+        #expect(template.subject(for: event(instance: "vm-7", payload: "{}"), hostID: "h") == "hm.h.resource_usage._._.vm-vm-7")
+        // Multi-byte text is escaped byte by byte.
+        #expect(NATSSubjectTemplate.token("é") == "%C3%A9")
+        #expect(NATSSubjectTemplate.token(nil) == "_")
+        #expect(NATSSubjectTemplate.token("") == "_")
+    }
+
+    @Test(arguments: [
+        ("", "empty"), ("usage..x", "empty token"), ("usage.", "empty token"), (".usage", "empty token"),
+        ("usage.*", "\"*\" is not allowed"), ("usage.>", "\">\" is not allowed"), ("usage x", "\" \" is not allowed"),
+        ("usage.{vm}", "unknown placeholder {vm}"), ("usage.{org_id", "without its `}`"),
+        (String(repeating: "a", count: 256), "longer than 255"),
+    ])
+    func invalidTemplatesAreRefusedSayingWhy(template: String, reason: String) {
+        #expect {
+            try NATSSubjectTemplate(template)
+        } throws: { error in
+            (error as? NATSSubjectTemplate.Invalid)?.reason.contains(reason) == true
+        }
+    }
+}

@@ -196,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "HostMeterAgentTests",
             dependencies: [
-                "AgentAPI", "EventThreads", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "TestSupport",
+                "AgentAPI", "EventThreads", "HostMeterAgent", "InputGuards", "Metering", "Outbox", "Probes", "RuntimeState", "Shipping", "TestSupport",
                 "UsageModel",
                 .product(name: "Logging", package: "swift-log"),
             ],

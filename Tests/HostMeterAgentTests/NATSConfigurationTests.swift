@@ -1,0 +1,64 @@
+import Foundation
+import HostMeterAgent
+import Shipping
+import Testing
+
+/// `sink.type: nats` and `sink.nats.*`: what is accepted, and what is refused naming key and line.
+@Suite struct NATSConfigurationTests {
+    @Test func aNATSSinkIsBuiltFromItsKeys() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nats-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let passwordFile = directory.appendingPathComponent("password")
+        try "  pw-1\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+        let configuration = try AgentConfiguration.parse(
+            """
+            host_id: h1
+            sink:
+              type: nats
+              url: nats://127.0.0.1:4222, nats://127.0.0.1:4223
+              timeout_seconds: 7
+              nats:
+                subject: hm.{host_id}.{instance_id}
+                stream: USAGE
+                user: hostmeter
+                password_file: \(passwordFile.path)
+                max_in_flight: 64
+            """, file: "t.yaml")
+        #expect(configuration.sink.type == .nats)
+        #expect(configuration.sink.nats.subject.description == "hm.{host_id}.{instance_id}")
+        let sink = try #require(try Agent.makeSink(configuration) as? NATSSink)
+        #expect(sink.type == "nats")
+        #expect(sink.settings.servers == "nats://127.0.0.1:4222, nats://127.0.0.1:4223")
+        #expect(sink.settings.password == "pw-1")
+        #expect(sink.settings.stream == "USAGE")
+        #expect(sink.settings.ackTimeoutSeconds == 7)
+        #expect(sink.settings.maxInFlight == 64)
+    }
+
+    @Test func theDefaultSubjectNamesOrganisationUserAndInstance() throws {
+        let configuration = try AgentConfiguration.parse("sink: {type: nats, url: \"nats://127.0.0.1:4222\"}", file: "t.yaml")
+        #expect(configuration.sink.nats.subject.description == "usage.{org_id}.{user_id}.{instance_id}")
+    }
+
+    @Test(arguments: [
+        ("sink: {type: nats}", "sink.url", "nats:// or tls://"),
+        ("sink: {type: nats, url: \"http://127.0.0.1:4222\"}", "sink.url", "nats:// or tls://"),
+        ("sink: {type: nats, url: \"nats://127.0.0.1:4222,\"}", "sink.url", "nats:// or tls://"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {subject: \"usage.>\"}}", "sink.nats.subject", "\">\" is not allowed"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {subject: \"usage.{vm}\"}}", "sink.nats.subject", "unknown placeholder {vm}"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {stream: \"a.b\"}}", "sink.nats.stream", "letters, digits"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {nkey: \"UABC\"}}", "sink.nats.nkey_seed_file", "go together"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {password_file: /p}}", "sink.nats.user", "needs `user`"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {max_in_flight: 0}}", "sink.nats.max_in_flight", "between 1 and"),
+        ("sink: {type: nats, url: \"nats://a:1\", nats: {queue: x}}", "sink.nats.queue", "unknown key"),
+    ])
+    func badValuesAreRefusedNamingTheKey(yaml: String, key: String, message: String) {
+        #expect {
+            try AgentConfiguration.parse(yaml, file: "t.yaml")
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == key && error.message.contains(message)
+        }
+    }
+}

@@ -130,7 +130,10 @@ public final class JetStreamClient: @unchecked Sendable {
     private let jetStream: OpaquePointer
 
     /// Connects to `urls` (comma-separated), trying for up to `within` seconds.
-    public init(urls: String, token: String? = nil, user: String? = nil, password: String? = nil, within: Double = 15) throws {
+    public init(
+        urls: String, token: String? = nil, user: String? = nil, password: String? = nil, caFile: String? = nil,
+        within: Double = 15
+    ) throws {
         var options: OpaquePointer?
         guard natsOptions_Create(&options) == NATS_OK, let options else { throw NATSTestError("natsOptions_Create") }
         defer { natsOptions_Destroy(options) }
@@ -140,6 +143,10 @@ public final class JetStreamClient: @unchecked Sendable {
         _ = pointers.withUnsafeMutableBufferPointer { natsOptions_SetServers(options, $0.baseAddress, Int32($0.count)) }
         if let token { natsOptions_SetToken(options, token) }
         if let user { natsOptions_SetUserInfo(options, user, password) }
+        if let caFile {
+            natsOptions_SetSecure(options, true)
+            natsOptions_LoadCATrustedCertificates(options, caFile)
+        }
         natsOptions_SetMaxReconnect(options, -1)
         natsOptions_SetReconnectWait(options, 100)
         let deadline = Date().addingTimeInterval(within)

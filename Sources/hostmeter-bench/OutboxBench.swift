@@ -12,7 +12,9 @@ struct OutboxBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outbox",
         abstract: "Enqueue and drain rates of the outbox.",
-        discussion: "With --consumer-url, drains over HTTP to that consumer (scripts/bench.sh starts one on 127.0.0.1).")
+        discussion:
+            "With --consumer-url, drains over HTTP to that consumer (scripts/bench.sh starts one on 127.0.0.1); with "
+            + "--nats-url, publishes to that NATS server's JetStream, in a stream BENCH on bench.> made for the run.")
 
     @Option(help: "Events to enqueue in batches.")
     var events = 100_000
@@ -26,7 +28,10 @@ struct OutboxBench: AsyncParsableCommand {
     @Option(help: "The consumer's /events URL to drain to over HTTP; without it, drains to a file.")
     var consumerURL: String?
 
-    @Option(help: "Events per HTTP request when draining.")
+    @Option(help: "A nats-server with JetStream to drain to (nats://127.0.0.1:PORT); the stream BENCH is made anew.")
+    var natsURL: String?
+
+    @Option(help: "Events per HTTP request, or per batch of NATS publishes, when draining.")
     var shipBatch = 500
 
     struct Report: Encodable {
@@ -145,7 +150,13 @@ struct OutboxBench: AsyncParsableCommand {
         let singleRate = singles == 0 ? 0 : Double(singles) / Date().timeIntervalSince(start)
 
         let sink: any Sink
-        if let consumerURL {
+        if let natsURL {
+            try BenchStream.replace(url: natsURL, name: "BENCH", subject: "bench.>")
+            sink = NATSSink(
+                settings: NATSSink.Settings(
+                    servers: natsURL, subject: try NATSSubjectTemplate("bench.{instance_id}"), hostID: "bench-host",
+                    stream: "BENCH"))
+        } else if let consumerURL {
             sink = try HTTPSink(settings: HTTPSink.Settings(url: consumerURL, format: .json, hostID: "bench-host"))
         } else {
             sink = FileSink(path: directory.appendingPathComponent("events.jsonl").path)
@@ -167,12 +178,16 @@ struct OutboxBench: AsyncParsableCommand {
         await sink.shutdown()
         let left = try database.stats().pendingEvents
         guard left == 0 else { throw ValidationError("drain did not finish: \(left) events left") }
+        if let natsURL {
+            let stored = try BenchStream.messageCount(url: natsURL, name: "BENCH")
+            guard stored == UInt64(total) else { throw ValidationError("the stream holds \(stored) of \(total) events") }
+        }
 
         try printJSON(
             Report(
                 events: total, enqueueBatchedEventsPerSecond: batchedRate.rounded(), enqueueBatchSize: batch,
                 enqueueSingleEventsPerSecond: singleRate.rounded(), drainEventsPerSecond: (Double(total) / drainSeconds).rounded(),
-                drainSink: consumerURL == nil ? "file" : "http", drainBatchSize: shipBatch,
+                drainSink: natsURL != nil ? "nats" : consumerURL == nil ? "file" : "http", drainBatchSize: shipBatch,
                 wireBytesPerEvent: try WireSizes(Array(batched.prefix(shipBatch)))))
     }
 }

@@ -69,7 +69,7 @@ if [[ "${1:-report}" == "report" || "${1:-}" == --* ]]; then
     made_policy=1
     trap '[[ -n "$made_policy" ]] && "${sudo_cmd[@]}" rm -f "$policy"' EXIT
   fi
-  for package in wrk prometheus-node-exporter nginx-light gcc; do
+  for package in wrk prometheus-node-exporter nginx-light gcc nats-server; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" && continue
     echo "bench: installing $package" >&2
     # The packages' own services (node_exporter on :9100, nginx on :80) are not started (policy-rc.d

@@ -352,3 +352,33 @@ def outbox_to_null_consumer(
     finally:
         children.stop(server)
 
+
+
+# MARK: a NATS server
+
+
+NATS_SERVER = "/usr/sbin/nats-server"
+
+
+def outbox_to_nats(children: Children, bench: str, work: Path, events: int, environment: dict) -> dict:
+    """``hostmeter-bench outbox`` drained to Debian's nats-server with JetStream (file storage) on
+    127.0.0.1: the nats sink's drain rate, every event acknowledged by its PubAck."""
+    if not os.access(NATS_SERVER, os.X_OK):
+        raise RuntimeError(f"{NATS_SERVER} is missing (scripts/bench.sh report installs nats-server)")
+    root = work / "nats-server"
+    root.mkdir(parents=True)
+    port, monitor = free_port(), free_port()
+    with open(root / "server.log", "wb") as server_log:
+        server = children.start(
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-sd", str(root / "store")],
+            stdout=server_log,
+            stderr=server_log,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for(monitor, "/healthz", server, 20)
+        return children.run_json(
+            [bench, "outbox", "--events", str(events), "--nats-url", f"nats://127.0.0.1:{port}"], 900, environment
+        )
+    finally:
+        children.stop(server)

@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "CNVML"),
         // The NATS C client (JetStream publish for `sink.type: nats`), from Debian's libnats-dev.
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // librdkafka (the idempotent producer of `sink.type: kafka`), from Debian's librdkafka-dev.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .target(name: "GPU", dependencies: ["CNVML", "Probes"], swiftSettings: swiftSettings),
         .target(name: "Metering", dependencies: ["Probes", "UsageModel"], swiftSettings: swiftSettings),
         .target(
@@ -49,7 +51,7 @@ let package = Package(
         .target(
             name: "Shipping",
             dependencies: [
-                "CNATS", "EventThreads", "Outbox", "UsageModel",
+                "CNATS", "CRdKafka", "EventThreads", "Outbox", "UsageModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -8,8 +8,9 @@ set -euo pipefail
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-# The build links SQLite and the NATS C client (the nats sink) as system libraries.
-debs=(libsqlite3-dev libnats-dev)
+# The build links SQLite, the NATS C client (the nats sink) and librdkafka (the kafka sink) as
+# system libraries; the kafka tests also build librdkafka's mock cluster helper against it.
+debs=(libsqlite3-dev libnats-dev librdkafka-dev)
 if (( want_test )); then
   debs+=(python3 python3-pip iproute2 prometheus-alertmanager gcc openssl curl)
   # scripts/package-test.sh: dpkg-shlibdeps (dpkg-dev), lintian, systemd-analyze (systemd), promtool
@@ -43,6 +44,8 @@ fi
 # The build cannot go on without SQLite's header.
 [[ -f /usr/include/sqlite3.h ]] || { echo "deps: libsqlite3-dev is missing (sqlite3.h); the build needs it" >&2; exit 1; }
 [[ -f /usr/include/nats/nats.h ]] || { echo "deps: libnats-dev is missing (nats/nats.h); the build needs it" >&2; exit 1; }
+[[ -f /usr/include/librdkafka/rdkafka.h ]] \
+  || { echo "deps: librdkafka-dev is missing (librdkafka/rdkafka.h); the build needs it" >&2; exit 1; }
 
 (( want_test )) || exit 0
 

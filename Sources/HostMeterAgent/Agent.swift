@@ -231,6 +231,33 @@ public enum Agent {
     /// How long a graceful stop may take before the services still running are cancelled.
     public static let maximumGracefulShutdownDuration: Duration = .seconds(60)
 
+    /// librdkafka's verdict on a `kafka` sink's properties, without making a producer (nothing
+    /// connects); other sinks have nothing to check here.
+    public static func checkSinkProperties(
+        _ configuration: AgentConfiguration, configurationPath: String? = nil
+    ) throws(ConfigurationError) {
+        guard configuration.sink.type == .kafka else { return }
+        do {
+            try kafkaSettings(configuration).check()
+        } catch {
+            throw kafkaError(error, configurationPath: configurationPath)
+        }
+    }
+
+    private static func kafkaSettings(_ configuration: AgentConfiguration) -> KafkaSink.Settings {
+        let sink = configuration.sink
+        return KafkaSink.Settings(
+            brokers: sink.kafka.brokers ?? "", topic: sink.kafka.topic, hostID: configuration.hostID,
+            properties: sink.kafka.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, caFile: sink.caFile,
+            deliveryTimeoutSeconds: sink.timeoutSeconds)
+    }
+
+    private static func kafkaError(_ error: KafkaSink.ConfigurationRefused, configurationPath: String?) -> ConfigurationError {
+        ConfigurationError(
+            file: configurationPath ?? "configuration", line: nil,
+            key: error.property.map { "sink.kafka.properties.\($0)" } ?? "sink.kafka", message: error.message)
+    }
+
     /// The content of the secret file `path` names, surrounding whitespace trimmed; nil without one.
     private static func readSecret(_ path: String?, key: String) throws(ConfigurationError) -> String? {
         guard let path else { return nil }
@@ -258,6 +285,12 @@ public enum Agent {
                     credentialsFile: sink.nats.credentialsFile, nkey: sink.nats.nkey, nkeySeedFile: sink.nats.nkeySeedFile,
                     caFile: sink.caFile, connectTimeoutSeconds: sink.connectTimeoutSeconds,
                     ackTimeoutSeconds: sink.timeoutSeconds, maxInFlight: sink.nats.maxInFlight))
+        case .kafka:
+            do {
+                return try KafkaSink(settings: kafkaSettings(configuration))
+            } catch {
+                throw kafkaError(error, configurationPath: nil)
+            }
         case .http, .cloudevents:
             let token = try readSecret(sink.tokenFile, key: "sink.token_file")
             return try HTTPSink(

@@ -2,7 +2,7 @@ import Foundation
 public import Shipping
 
 extension AgentConfiguration {
-    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, nats, file, stdout }
+    public enum SinkType: String, Sendable, CaseIterable { case http, cloudevents, nats, kafka, file, stdout }
 
     /// `sink:`: where delivered events go and how they are sent there.
     public struct Sink: Sendable, Equatable {
@@ -29,6 +29,15 @@ extension AgentConfiguration {
         public var spreadSeconds = 30
         /// `sink.nats`: the `nats` sink's subject, stream and credentials.
         public var nats = NATS()
+        /// `sink.kafka`: the `kafka` sink's brokers, topic and librdkafka properties.
+        public var kafka = Kafka()
+    }
+
+    /// `sink.kafka:`: where a `kafka` sink produces and librdkafka's other settings.
+    public struct Kafka: Sendable, Equatable {
+        public var brokers: String?
+        public var topic = "hostmeter.usage"
+        public var properties: [String: String] = [:]
     }
 
     /// `sink.nats:`: what a `nats` sink publishes to and how it authenticates. The servers are
@@ -43,6 +52,42 @@ extension AgentConfiguration {
         public var user: String?
         public var passwordFile: String?
         public var maxInFlight = 1000
+    }
+}
+
+extension AgentConfiguration.Kafka {
+    init(_ node: ConfigNode) throws(ConfigurationError) {
+        self.init()
+        let keys = try node.section()
+        brokers = try keys["brokers"]?.optionalString()
+        if let brokers {
+            let valid = brokers.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { broker in
+                let parts = broker.trimmingCharacters(in: .whitespaces).split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]) else { return false }
+                return (1...65535).contains(port)
+            }
+            guard valid else {
+                throw (keys["brokers"] ?? node.child("brokers")).error("brokers are host:port pairs separated by commas")
+            }
+        }
+        topic = try keys["topic"]?.string(default: topic) ?? topic
+        // Kafka's rule for topic names: 1 to 249 of letters, digits, `.`, `_` and `-`.
+        guard (1...249).contains(topic.count), topic != ".", topic != "..",
+            topic.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+        else {
+            throw (keys["topic"] ?? node.child("topic")).error("a topic is 1 to 249 letters, digits, `.`, `_` and `-`")
+        }
+        if let properties = keys["properties"] {
+            for (name, value) in try properties.mapping(allowed: nil) {
+                guard let text = try value.optionalString() else { throw value.error("a librdkafka property needs a string value") }
+                guard !KafkaSink.Settings.managedProperties.contains(name) else {
+                    throw value.error(
+                        "\(name) is set by the sink itself (idempotent producer, acks=all, sink.kafka.brokers, " +
+                            "sink.timeout_seconds) and cannot be overridden")
+                }
+                self.properties[name] = text
+            }
+        }
     }
 }
 
@@ -109,6 +154,10 @@ extension AgentConfiguration.Sink {
         maxEventsPerSecond = try keys["max_events_per_second"]?.int(default: maxEventsPerSecond) ?? maxEventsPerSecond
         spreadSeconds = try keys["spread_seconds"]?.int(default: spreadSeconds) ?? spreadSeconds
         nats = try AgentConfiguration.NATS(keys["nats"] ?? node.child("nats"))
+        kafka = try AgentConfiguration.Kafka(keys["kafka"] ?? node.child("kafka"))
+        if type == .kafka, kafka.brokers == nil {
+            throw node.child("kafka").child("brokers").error("sink type kafka needs brokers (host:port pairs separated by commas)")
+        }
         if type == .nats {
             let servers = (url ?? "").split(separator: ",", omittingEmptySubsequences: false)
             let valid = !servers.isEmpty && servers.allSatisfy { server in

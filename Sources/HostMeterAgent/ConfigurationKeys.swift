@@ -180,8 +180,8 @@ extension AgentConfiguration {
             "Optional organisation id carried in the host's events; same rules as `host.user_id`."),
         .key("sink.type", default: "file", .sighup, value: \.sink.type,
             "Where events go: `http` (JSON array batches), `cloudevents` (CloudEvents 1.0 batches), " +
-            "`nats` (NATS JetStream, a message per event; `sink.nats.*`), `file` (JSON lines, fsynced per " +
-            "batch) or `stdout` (JSON lines)."),
+            "`nats` (NATS JetStream, a message per event; `sink.nats.*`), `kafka` (a Kafka topic, a record " +
+            "per event; `sink.kafka.*`), `file` (JSON lines, fsynced per batch) or `stdout` (JSON lines)."),
         .key("sink.url", default: "null", .sighup, value: \.sink.url,
             "The consumer's endpoint; required for `http` and `cloudevents`, and must be an `http://` or " +
             "`https://` URL. For `nats`, the servers: one or more `nats://` or `tls://` URLs separated by " +
@@ -199,13 +199,15 @@ extension AgentConfiguration {
         .key("sink.timeout_seconds", default: "30", .sighup, range: .decimal(0.1...3600),
             value: \.sink.timeoutSeconds,
             "Seconds one request may take before it counts as failed and is retried, 0.1 to 3600; for " +
-            "`nats`, how long a batch waits for its PubAcks."),
+            "`nats`, how long a batch waits for its PubAcks; for `kafka`, how long a record may take to be " +
+            "delivered, librdkafka's retries included (`message.timeout.ms`)."),
         .key("sink.connect_timeout_seconds", default: "10", .sighup, range: .decimal(0.1...600),
             value: \.sink.connectTimeoutSeconds,
             "Seconds to establish a connection, 0.1 to 600."),
         .key("sink.ca_file", default: "null", .sighup, value: \.sink.caFile,
             "PEM file of CA certificates to trust for `https` instead of the system's; for `nats`, set, the " +
-            "connection is TLS and trusts these CAs."),
+            "connection is TLS and trusts these CAs; for `kafka`, librdkafka's `ssl.ca.location` (TLS itself " +
+            "is `security.protocol` in `sink.kafka.properties`)."),
         .key("sink.headers", default: "{}", .sighup, value: \.sink.headers,
             "Extra request headers, a mapping of name to string value; names are letters, digits, `-` and " +
             "`_`."),
@@ -250,6 +252,16 @@ extension AgentConfiguration {
             value: \.sink.nats.maxInFlight,
             "The most messages published and awaiting their PubAck at a time, 1 to 1000000; a batch " +
             "larger than this publishes the rest as acknowledgements come back."),
+        .key("sink.kafka.brokers", default: "null", .sighup, value: \.sink.kafka.brokers,
+            "The Kafka cluster's bootstrap brokers, `host:port` pairs separated by commas; required for `kafka`."),
+        .key("sink.kafka.topic", default: "hostmeter.usage", .sighup, value: \.sink.kafka.topic,
+            "The topic each event is produced to, as a record keyed by its instance id (one partition per " +
+            "instance, in order): 1 to 249 letters, digits, `.`, `_` and `-`. The agent does not create it."),
+        .key("sink.kafka.properties", default: "{}", .sighup, value: \.sink.kafka.properties,
+            "librdkafka properties passed through, a mapping of name to string value: `security.protocol`, " +
+            "`sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.*`, `compression.type`, `linger.ms`, " +
+            "…; one librdkafka refuses is refused at start naming it. The sink's own (`enable.idempotence`, " +
+            "`acks`, `bootstrap.servers`, `message.timeout.ms`, `client.id`) cannot be set here."),
         .key("retry.base_seconds", default: "1", .restart, range: .decimal(0.001...3600), value: \.retry.baseSeconds,
             "A failed delivery waits a random time from 0 to min(cap, base × 2^attempt) seconds (full " +
             "jitter); base is 0.001 to 3600. A consumer's `Retry-After` is honoured, up to the cap."),

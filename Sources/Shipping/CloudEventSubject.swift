@@ -26,22 +26,23 @@ public enum CloudEventSubject: String, Sendable, CaseIterable {
         let value: String?
         switch self {
         case .instanceID: value = event.instanceID
-        case .userID: value = BilledIDs(of: event)?.userID
-        case .orgID: value = BilledIDs(of: event)?.orgID
+        case .userID: value = EventFields(of: event)?.userID
+        case .orgID: value = EventFields(of: event)?.orgID
         }
         guard let value, !value.isEmpty else { throw Missing(eventID: event.eventID, subject: self) }
         return value
     }
 }
 
-/// Whom an event's usage is billed to, read from the stored event: every event type carries
-/// `user_id` and `org_id` (either may be absent).
-struct BilledIDs: Decodable {
+/// What a sink reads from a stored event besides its outbox row: whom its usage is billed to
+/// (every event type carries `user_id` and `org_id`, either may be absent) and its schema version.
+struct EventFields: Decodable {
     let userID: String?
     let orgID: String?
+    let version: String?
 
     enum CodingKeys: String, CodingKey {
-        case userID = "user_id", orgID = "org_id"
+        case userID = "user_id", orgID = "org_id", version
     }
 
     /// nil when the payload is not a JSON object.

@@ -87,7 +87,7 @@ public struct NATSSubjectTemplate: Sendable, Equatable, CustomStringConvertible 
 
     /// The subject of `event` from the host `hostID`.
     public func subject(for event: OutboxEvent, hostID: String) -> String {
-        let billed = readsBilledIDs ? BilledIDs(of: event) : nil
+        let billed = readsBilledIDs ? EventFields(of: event) : nil
         var subject = ""
         for part in parts {
             switch part {

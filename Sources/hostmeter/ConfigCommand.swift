@@ -23,6 +23,8 @@ struct ConfigCommand: ParsableCommand {
                 _ = try Agent.loadTokens(configuration)
                 // The API's TLS files are checked as `hostmeter run` checks them.
                 _ = try Agent.loadAPITLS(configuration, configurationPath: file)
+                // librdkafka's verdict on the kafka sink's properties, without connecting.
+                try Agent.checkSinkProperties(configuration, configurationPath: file)
             } catch {
                 FileHandle.standardError.write(Data("hostmeter: \(error)\n".utf8))
                 throw ExitCode(2)
@@ -45,6 +47,9 @@ struct ConfigCommand: ParsableCommand {
                 let servers = (configuration.sink.url ?? "").split(separator: ",").map { redacted(String($0)) }
                 fields.append(("sink.url", servers.joined(separator: ",")))
                 fields.append(("sink.nats.subject", configuration.sink.nats.subject.description))
+            case .kafka:
+                fields.append(("sink.kafka.brokers", configuration.sink.kafka.brokers ?? ""))
+                fields.append(("sink.kafka.topic", configuration.sink.kafka.topic))
             case .stdout: break
             }
             fields.append(("state_dir", configuration.stateDirectory))

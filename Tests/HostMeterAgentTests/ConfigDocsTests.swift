@@ -175,6 +175,9 @@ import Testing
         "sink.nats.user": "hostmeter",
         "sink.nats.password_file": nil,  // only with sink.nats.user
         "sink.nats.max_in_flight": "64",
+        "sink.kafka.brokers": "127.0.0.1:9092,127.0.0.1:9093",
+        "sink.kafka.topic": "billing.usage",
+        "sink.kafka.properties": "{compression.type: zstd}",
         "retry.base_seconds": "2",
         "retry.cap_seconds": "600",
         "circuit_breaker.failure_threshold": "3",

@@ -62,3 +62,61 @@ import Testing
         }
     }
 }
+
+/// `sink.type: kafka` and `sink.kafka.*`.
+@Suite struct KafkaConfigurationTests {
+    @Test func aKafkaSinkIsBuiltFromItsKeys() async throws {
+        let configuration = try AgentConfiguration.parse(
+            """
+            host_id: h1
+            sink:
+              type: kafka
+              timeout_seconds: 12
+              kafka:
+                brokers: 127.0.0.1:9092, 127.0.0.1:9093
+                topic: billing.usage-v1
+                properties:
+                  compression.type: zstd
+                  linger.ms: "20"
+            """, file: "t.yaml")
+        #expect(configuration.sink.type == .kafka)
+        try Agent.checkSinkProperties(configuration)
+        let sink = try #require(try Agent.makeSink(configuration) as? KafkaSink)
+        #expect(sink.type == "kafka")
+        #expect(sink.settings.topic == "billing.usage-v1")
+        #expect(sink.settings.deliveryTimeoutSeconds == 12)
+        #expect(sink.settings.properties.map(\.0) == ["compression.type", "linger.ms"])
+        await sink.shutdown()
+    }
+
+    @Test func aPropertyLibrdkafkaRefusesFailsTheCheckNamingIt() throws {
+        let configuration = try AgentConfiguration.parse(
+            "sink: {type: kafka, kafka: {brokers: \"127.0.0.1:9092\", properties: {linger.ms: soon}}}", file: "t.yaml")
+        #expect {
+            try Agent.checkSinkProperties(configuration, configurationPath: "t.yaml")
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "sink.kafka.properties.linger.ms" && error.file == "t.yaml"
+        }
+    }
+
+    @Test(arguments: [
+        ("sink: {type: kafka}", "sink.kafka.brokers", "needs brokers"),
+        ("sink: {type: kafka, kafka: {brokers: \"kafka-1\"}}", "sink.kafka.brokers", "host:port"),
+        ("sink: {type: kafka, kafka: {brokers: \"a:1,\"}}", "sink.kafka.brokers", "host:port"),
+        ("sink: {type: kafka, kafka: {brokers: \"a:1\", topic: \"a/b\"}}", "sink.kafka.topic", "1 to 249"),
+        ("sink: {type: kafka, kafka: {brokers: \"a:1\", properties: {acks: \"1\"}}}", "sink.kafka.properties.acks", "set by the sink"),
+        (
+            "sink: {type: kafka, kafka: {brokers: \"a:1\", properties: {enable.idempotence: \"false\"}}}",
+            "sink.kafka.properties.enable.idempotence", "cannot be overridden"
+        ),
+    ])
+    func badValuesAreRefusedNamingTheKey(yaml: String, key: String, message: String) {
+        #expect {
+            try AgentConfiguration.parse(yaml, file: "t.yaml")
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == key && error.message.contains(message)
+        }
+    }
+}

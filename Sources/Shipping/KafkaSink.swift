@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Logging
 public import Outbox
 import Synchronization
 
@@ -237,6 +238,7 @@ extension KafkaSink {
             }
             var error = [CChar](repeating: 0, count: 512)
             rd_kafka_conf_set_dr_msg_cb(configuration, kafkaDeliveryReport)
+            rd_kafka_conf_set_log_cb(configuration, kafkaLog)
             rd_kafka_conf_set_opaque(configuration, reports)
             // rd_kafka_new owns the configuration when it succeeds.
             guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, configuration, &error, error.count) else {
@@ -376,3 +378,26 @@ private let kafkaDeliveryReport:
 private func errorText(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// librdkafka's log lines, into the agent's log (logfmt or JSON lines on stderr) instead of its own
+/// format on stderr: syslog levels mapped to the logger's, the facility and client as fields.
+private let kafkaLog: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
+    client, level, facility, text in
+    let mapped: Logger.Level =
+        switch level {
+        case ...2: .critical
+        case 3: .error
+        case 4: .warning
+        case 5: .notice
+        case 6: .info
+        default: .debug
+        }
+    kafkaLogger.log(
+        level: mapped, "\(text.map { String(cString: $0) } ?? "")",
+        metadata: [
+            "kafka.facility": "\(facility.map { String(cString: $0) } ?? "")",
+            "kafka.client": "\(client.flatMap { rd_kafka_name($0) }.map { String(cString: $0) } ?? "")",
+        ])
+}
+
+private let kafkaLogger = Logger(label: "hostmeter")

@@ -1,0 +1,92 @@
+import Foundation
+import Outbox
+import TestSupport
+import Testing
+import UsageModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `hostmeter run` producing to librdkafka's mock cluster (three brokers, the topic
+/// replicated three times) while it is killed with SIGKILL at random moments, Produce requests
+/// fail and partition leaders move. Read back, the topic and the outbox's pending events hold
+/// every event, each resent copy identical to the first, and the periods tile time from the
+/// baseline on. Kafka's idempotence holds within one producer session: a copy may be written
+/// again by the next agent when a kill fell between the delivery report and the outbox's delete,
+/// which is why the billing consumer deduplicates by event_id (counted and printed here).
+@Suite(.serialized) struct KafkaKillTests {
+    @Test func killNineWithBrokerFaultsLosesNothing() async throws {
+        let cluster = try KafkaMockCluster(topic: "usage", partitions: 3)
+        let scratch = try AgentScratch(prefix: "kafka-kill")
+        defer { scratch.remove() }
+        try scratch.writeConfig(
+            hostID: "kafka-kill", logLevel: "error",
+            """
+            sink:
+              type: kafka
+              batch_max_events: 2
+              timeout_seconds: 3
+              kafka:
+                brokers: \(cluster.bootstraps)
+                topic: usage
+                properties:
+                  linger.ms: "1"
+            retry:
+              base_seconds: 0.1
+              cap_seconds: 1
+            circuit_breaker:
+              open_seconds: 0.5
+            """)
+
+        var random = SystemRandomNumberGenerator()
+        let kills = 8
+        for round in 0..<kills {
+            let agent = try AgentChild(scratch, stderr: .nullDevice)
+            if round == 2 { try cluster.failProduceRequests([6, 7, 19, 6]) }
+            if round == 4 {
+                for partition in 0..<cluster.partitions { try cluster.setLeader(partition: partition, broker: partition % 3 + 1) }
+            }
+            if round == 6 { try cluster.setBroker(2, up: false) }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1300...2600, using: &random)))
+            #expect(agent.isRunning)
+            kill(agent.pid, SIGKILL)
+            agent.process.waitUntilExit()
+        }
+        try cluster.setBroker(2, up: true)
+        let last = try AgentChild(scratch, stderr: .nullDevice)
+        try await Task.sleep(for: .milliseconds(3000))
+        #expect(await last.terminate(within: 60) == .exited(0))
+
+        let decoder = JSONDecoder()
+        var events: [String: UsageEvent] = [:]
+        var copies = 0
+        for record in try cluster.records() {
+            let event = try decoder.decode(UsageEvent.self, from: record.value)
+            #expect(record.headers["event_id"] == event.eventID)
+            #expect(record.key == "kafka-kill")
+            if let earlier = events[event.eventID] {
+                #expect(earlier == event, "event \(event.eventID) was resent with other content")
+                copies += 1
+            }
+            events[event.eventID] = event
+        }
+        let delivered = events.count
+        let database = try AgentDatabase.open(path: scratch.databaseFile.path)
+        for pending in try database.events() {
+            let event = try decoder.decode(UsageEvent.self, from: pending.payload)
+            if let earlier = events[event.eventID] { #expect(earlier == event) }
+            events[event.eventID] = event
+        }
+        #expect(delivered > kills, "the topic holds \(delivered) events")
+
+        let ordered = events.values.sorted { $0.period.start < $1.period.start }
+        let baseline = try #require(try database.baselines().first)
+        #expect(ordered.first?.period.start == baseline.wallNanos / 1_000_000_000)
+        for (earlier, later) in zip(ordered, ordered.dropFirst()) {
+            #expect(later.period.start == earlier.period.end, "\(earlier.period) then \(later.period)")
+        }
+        #expect(try database.deadLetters().isEmpty)
+        print("kafka kill test: kills=\(kills) events=\(ordered.count) in_topic=\(delivered) copies_written_again=\(copies)")
+    }
+}

@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "hostmeter-bench",
             dependencies: [
-                "AgentAPI", "CNATS", "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
+                "AgentAPI", "CNATS", "CRdKafka", "GPU", "HostMeterAgent", "Probes", "Metering", "Outbox", "RuntimeState", "Shipping", "UsageModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -45,6 +45,31 @@ struct EventFields: Decodable {
         case userID = "user_id", orgID = "org_id", version
     }
 
+    /// The event's schema version. The agent writes its events with sorted keys, and `version`
+    /// sorts last among the keys of every event type, so the payload ends `,"version":"1.0"}`:
+    /// read from there without decoding; anything else (another writer, an escape) is decoded.
+    static func version(of event: OutboxEvent) -> String? {
+        let bytes = event.payload
+        let suffix = Array(#","version":""#.utf8)
+        guard bytes.count > suffix.count + 3, bytes.last == UInt8(ascii: "}"),
+            bytes[bytes.index(bytes.endIndex, offsetBy: -2)] == UInt8(ascii: "\"")
+        else { return Self(of: event)?.version }
+        let closing = bytes.index(bytes.endIndex, offsetBy: -2)
+        var start = closing
+        // The value: at most 32 bytes without a quote or backslash.
+        while start > bytes.startIndex, bytes.distance(from: start, to: closing) <= 32 {
+            let before = bytes[bytes.index(before: start)]
+            if before == UInt8(ascii: "\"") { break }
+            if before == UInt8(ascii: "\\") { return Self(of: event)?.version }
+            start = bytes.index(before: start)
+        }
+        let keyStart = bytes.index(start, offsetBy: -suffix.count, limitedBy: bytes.startIndex) ?? bytes.startIndex
+        guard bytes.distance(from: keyStart, to: start) == suffix.count, bytes[keyStart..<start].elementsEqual(suffix) else {
+            return Self(of: event)?.version
+        }
+        return String(decoding: bytes[start..<closing], as: UTF8.self)
+    }
+
     /// nil when the payload is not a JSON object.
     init?(of event: OutboxEvent) {
         guard let decoded = try? Self.decoder.decode(Self.self, from: event.payload) else { return nil }

@@ -14,7 +14,8 @@ struct OutboxBench: AsyncParsableCommand {
         abstract: "Enqueue and drain rates of the outbox.",
         discussion:
             "With --consumer-url, drains over HTTP to that consumer (scripts/bench.sh starts one on 127.0.0.1); with "
-            + "--nats-url, publishes to that NATS server's JetStream, in a stream BENCH on bench.> made for the run.")
+            + "--nats-url, publishes to that NATS server's JetStream, in a stream BENCH on bench.> made for the run; "
+            + "with --kafka-brokers, produces to that Kafka cluster's --kafka-topic (scripts/kafka/kafka_mock_cluster.c).")
 
     @Option(help: "Events to enqueue in batches.")
     var events = 100_000
@@ -31,7 +32,13 @@ struct OutboxBench: AsyncParsableCommand {
     @Option(help: "A nats-server with JetStream to drain to (nats://127.0.0.1:PORT); the stream BENCH is made anew.")
     var natsURL: String?
 
-    @Option(help: "Events per HTTP request, or per batch of NATS publishes, when draining.")
+    @Option(help: "Kafka bootstrap brokers (host:port,…) to drain to, into --kafka-topic, which must exist.")
+    var kafkaBrokers: String?
+
+    @Option(help: "The Kafka topic to drain to.")
+    var kafkaTopic = "bench"
+
+    @Option(help: "Events per HTTP request, or per batch of NATS or Kafka records, when draining.")
     var shipBatch = 500
 
     struct Report: Encodable {
@@ -150,7 +157,11 @@ struct OutboxBench: AsyncParsableCommand {
         let singleRate = singles == 0 ? 0 : Double(singles) / Date().timeIntervalSince(start)
 
         let sink: any Sink
-        if let natsURL {
+        let writtenBefore = try kafkaBrokers.map { try BenchTopic.recordCount(brokers: $0, topic: kafkaTopic) } ?? 0
+        if let kafkaBrokers {
+            sink = try KafkaSink(
+                settings: KafkaSink.Settings(brokers: kafkaBrokers, topic: kafkaTopic, hostID: "bench-host", deliveryTimeoutSeconds: 30))
+        } else if let natsURL {
             try BenchStream.replace(url: natsURL, name: "BENCH", subject: "bench.>")
             sink = NATSSink(
                 settings: NATSSink.Settings(
@@ -178,7 +189,10 @@ struct OutboxBench: AsyncParsableCommand {
         await sink.shutdown()
         let left = try database.stats().pendingEvents
         guard left == 0 else { throw ValidationError("drain did not finish: \(left) events left") }
-        if let natsURL {
+        if let kafkaBrokers {
+            let stored = try BenchTopic.recordCount(brokers: kafkaBrokers, topic: kafkaTopic) - writtenBefore
+            guard stored == Int64(total) else { throw ValidationError("the topic holds \(stored) of \(total) events") }
+        } else if let natsURL {
             let stored = try BenchStream.messageCount(url: natsURL, name: "BENCH")
             guard stored == UInt64(total) else { throw ValidationError("the stream holds \(stored) of \(total) events") }
         }
@@ -187,7 +201,8 @@ struct OutboxBench: AsyncParsableCommand {
             Report(
                 events: total, enqueueBatchedEventsPerSecond: batchedRate.rounded(), enqueueBatchSize: batch,
                 enqueueSingleEventsPerSecond: singleRate.rounded(), drainEventsPerSecond: (Double(total) / drainSeconds).rounded(),
-                drainSink: natsURL != nil ? "nats" : consumerURL == nil ? "file" : "http", drainBatchSize: shipBatch,
+                drainSink: kafkaBrokers != nil ? "kafka" : natsURL != nil ? "nats" : consumerURL == nil ? "file" : "http",
+                drainBatchSize: shipBatch,
                 wireBytesPerEvent: try WireSizes(Array(batched.prefix(shipBatch)))))
     }
 }

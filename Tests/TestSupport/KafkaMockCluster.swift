@@ -127,7 +127,7 @@ public final class KafkaMockCluster: @unchecked Sendable {
         let source = TestPaths.file("scripts/kafka/kafka_mock_cluster.c")
         let binary = FileManager.default.temporaryDirectory.appendingPathComponent("kafka_mock_cluster-\(getpid())")
         let result = try run(
-            URL(fileURLWithPath: "/usr/bin/env"), ["cc", "-O1", "-o", binary.path, source.path, "-lrdkafka"], timeout: 120)
+            URL(fileURLWithPath: "/usr/bin/env"), ["cc", "-O1", "-o", binary.path, source.path, "-lrdkafka", "-ldl"], timeout: 120)
         guard result.status == 0 else {
             throw NATSTestError("cc kafka_mock_cluster.c (librdkafka-dev installed?): \(result.stderr)")
         }

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ HOST_SAMPLE_FILES = (
     "/proc/uptime",
 )
 HOST_READER_SOURCE = SCRIPTS_DIR / "bench" / "host_reader.c"
+KAFKA_MOCK_SOURCE = SCRIPTS_DIR / "kafka" / "kafka_mock_cluster.c"
 
 
 def log(message: str) -> None:
@@ -382,3 +384,46 @@ def outbox_to_nats(children: Children, bench: str, work: Path, events: int, envi
         )
     finally:
         children.stop(server)
+
+
+# MARK: a Kafka cluster
+
+
+def outbox_to_kafka(children: Children, bench: str, work: Path, events: int, environment: dict) -> dict:
+    """``hostmeter-bench outbox`` drained to librdkafka's mock cluster (three brokers on 127.0.0.1,
+    a topic of four partitions replicated three times), held by scripts/kafka/kafka_mock_cluster.c
+    built here with gcc: the kafka sink's drain rate, every record acknowledged by its delivery
+    report (acks=all)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise RuntimeError("the Kafka mock cluster needs gcc (apt-get install gcc)")
+    helper = work / "kafka_mock_cluster"
+    built = subprocess.run(
+        [gcc, "-O2", "-o", str(helper), str(KAFKA_MOCK_SOURCE), "-lrdkafka", "-ldl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"gcc kafka_mock_cluster.c (librdkafka-dev installed?): {built.stderr.strip()}")
+    cluster = children.start(
+        [str(helper), "3", "bench", "4", "3"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first = cluster.stdout.readline() if cluster.stdout else b""
+        try:
+            bootstraps = json.loads(first)["bootstraps"]
+        except (ValueError, KeyError) as error:
+            raise RuntimeError(f"kafka_mock_cluster said {first!r}") from error
+        return children.run_json(
+            [bench, "outbox", "--events", str(events), "--kafka-brokers", bootstraps, "--kafka-topic", "bench"],
+            900,
+            environment,
+        )
+    finally:
+        if cluster.stdin:
+            cluster.stdin.close()
+        children.stop(cluster)

@@ -81,6 +81,7 @@ from .agent import LISTEN_ANY_PORT, AgentProcess
 from .bench_peers import (
     floor_section,
     nginx_section,
+    outbox_to_kafka,
     outbox_to_nats,
     outbox_to_null_consumer,
     run_wrk,
@@ -203,7 +204,8 @@ def hostmeter_bench_sections(
     ``nginx`` serves as the null consumer of the outbox's HTTP drain."""
     environment = dict(os.environ, TMPDIR=str(work))
     shm = Path(tempfile.mkdtemp(prefix="hostmeter-report-", dir="/dev/shm")) if os.access("/dev/shm", os.W_OK) else work
-    sample = period = outbox_file = outbox_http = outbox_null = outbox_nats = instances = depth = fleet = None
+    sample = period = outbox_file = outbox_http = outbox_null = outbox_nats = outbox_kafka = None
+    instances = depth = fleet = None
     try:
         if "sample" in wanted:
             log(f"host sample: {settings['sample_iterations']} iterations")
@@ -223,6 +225,8 @@ def hostmeter_bench_sections(
             outbox_null = outbox_to_null_consumer(children, bench, nginx, work, events, environment)
             log(f"outbox: {events} events, published to a local nats-server's JetStream")
             outbox_nats = outbox_to_nats(children, bench, work, events, environment)
+            log(f"outbox: {events} events, produced to librdkafka's mock cluster (3 brokers)")
+            outbox_kafka = outbox_to_kafka(children, bench, work, events, environment)
         if "outbox_depth" in wanted:
             pending = settings["outbox_depth_pending"]
             log(f"outbox depth: a sample's commit and a shipper step, empty and with {pending} events pending")
@@ -255,7 +259,9 @@ def hostmeter_bench_sections(
     finally:
         if shm != work:
             shutil.rmtree(shm, ignore_errors=True)
-    sections = bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_null, outbox_nats)
+    sections = bench_sections(
+        sample, period, outbox_file, outbox_http, instances, outbox_null, outbox_nats, outbox_kafka
+    )
     if depth is not None:
         sections["outbox_depth"] = {"source": "hostmeter-bench outbox-depth (thread CPU, medians)", **depth}
     if fleet is not None:
@@ -263,7 +269,9 @@ def hostmeter_bench_sections(
     return sections
 
 
-def bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_null=None, outbox_nats=None) -> dict:
+def bench_sections(
+    sample, period, outbox_file, outbox_http, instances, outbox_null=None, outbox_nats=None, outbox_kafka=None
+) -> dict:
     """The report's sections from hostmeter-bench's JSON documents (None: not run)."""
     sections: dict = {}
 
@@ -307,6 +315,8 @@ def bench_sections(sample, period, outbox_file, outbox_http, instances, outbox_n
             "drain_http_null_consumer": "Debian's nginx answering 200 to every POST, storing nothing (127.0.0.1)",
             "drain_nats_events_per_second": outbox_nats["drain_events_per_second"] if outbox_nats else None,
             "drain_nats_server": "Debian's nats-server with JetStream, file storage, one replica (127.0.0.1)",
+            "drain_kafka_events_per_second": outbox_kafka["drain_events_per_second"] if outbox_kafka else None,
+            "drain_kafka_cluster": "librdkafka's mock cluster, 3 brokers, 4 partitions replicated 3 times (127.0.0.1)",
             "database_synchronous": outbox_file["database_synchronous"],
             # Request body bytes per event for each HTTP sink, plain and gzip (sink.compression).
             "wire_bytes_per_event": outbox_file.get("wire_bytes_per_event"),

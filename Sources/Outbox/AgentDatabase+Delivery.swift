@@ -87,17 +87,18 @@ extension AgentDatabase {
                 arguments: [now, holdSeconds > 0 ? now - holdSeconds : Double.infinity, now, max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
+            // Columns by position, in the SELECT's order: a lookup by name folds its case per row.
             for row in rows {
-                let payload: Data = row["payload"]
+                let payload: Data = row[6]
                 if !leased.isEmpty, bytes + payload.count > maxBytes { break }
                 bytes += payload.count
                 leased.append(
                     LeasedEvent(
-                        id: row["id"],
+                        id: row[0],
                         event: OutboxEvent(
-                            eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
-                            periodStart: row["period_start"], periodEnd: row["period_end"], payload: payload),
-                        attempts: (row["attempts"] as Int) + 1))
+                            eventID: row[1], eventType: row[2], instanceID: row[3], periodStart: row[4], periodEnd: row[5],
+                            payload: payload),
+                        attempts: (row[7] as Int) + 1))
             }
             if !leased.isEmpty {
                 try db.cachedStatement(sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN \(idList)")

@@ -103,6 +103,8 @@ public final class KafkaSink: Sink {
     private let producer: Mutex<Producer?>
     /// Where the delivery reports are left, by librdkafka's callback on the polling thread.
     private let reports = DeliveryBook()
+    /// When this sink's waits first saw a graceful shutdown.
+    private let shutdownWatch = ShutdownWatch()
 
     /// Makes the producer (it connects in the background); a property librdkafka refuses throws.
     public init(settings: Settings) throws(ConfigurationRefused) {
@@ -152,14 +154,16 @@ public final class KafkaSink: Sink {
 
     private func produce(_ batch: [OutboxEvent], with producer: Producer) -> ShipOutcome {
         let generation = reports.begin()
-        let deadline = ContinuousClock.now + .milliseconds(Int64(settings.deliveryTimeoutSeconds * 1000) + 10_000)
+        // Every record has its report within message.timeout.ms; the margin covers the timer that
+        // fails it.
+        let wait = AcknowledgementWait(seconds: settings.deliveryTimeoutSeconds + 10, shutdown: shutdownWatch)
         var fates: [Int: Fate] = [:]
         var produced = 0
         var stoppedBy: ShipOutcome?
         for (index, event) in batch.enumerated() {
             var code = producer.produce(event, topic: settings.topic, token: DeliveryBook.token(generation, index))
             // The local queue is full: serve reports until there is room, within the deadline.
-            while code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue, ContinuousClock.now < deadline, !Task.isCancelled {
+            while code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue, wait.goesOn() {
                 producer.poll(milliseconds: 50)
                 code = producer.produce(event, topic: settings.topic, token: DeliveryBook.token(generation, index))
             }
@@ -175,10 +179,15 @@ public final class KafkaSink: Sink {
                 break
             }
         }
-        // Every produced record gets its report within message.timeout.ms; wait for all of them,
-        // so that none is still queued when this batch is sent again.
-        while reports.count(generation) < produced, ContinuousClock.now < deadline, !Task.isCancelled {
+        // Wait for the report of every produced record, so that none is still queued when this
+        // batch is sent again (unless a graceful shutdown cut the wait: the producer is destroyed).
+        while reports.count(generation) < produced, wait.goesOn() {
             producer.poll(milliseconds: 100)
+        }
+        if reports.count(generation) < produced {
+            // Given up (a graceful shutdown, cancellation): what librdkafka still holds of this
+            // batch must not go out after the batch was reported failed and is sent again later.
+            producer.purge()
         }
         for (index, fate) in reports.take(generation) { fates[index] = fate }
         if let stoppedBy { return stoppedBy }
@@ -208,6 +217,8 @@ public final class KafkaSink: Sink {
             return .rejected(reason: .brokerRejected, detail: "Kafka refused event \(eventID): \(said)", bisectable: true)
         case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
             return .retryable(reason: .timeout, detail: "Kafka: \(said)", retryAfter: nil)
+        case RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+            return .retryable(reason: .timeout, detail: "Kafka: given up waiting for the delivery report: \(said)", retryAfter: nil)
         case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED,
             RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
             return .retryable(reason: .authentication, detail: "Kafka: \(said)", retryAfter: nil)
@@ -302,6 +313,12 @@ extension KafkaSink {
             header.vtype = RD_KAFKA_VTYPE_HEADER
             header.u.header = .init(name: cString(name), val: value, size: strlen(value))
             return header
+        }
+
+        /// Drops every record not yet acknowledged, queued or in flight, and serves their reports.
+        func purge() {
+            _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+            rd_kafka_poll(handle, 0)
         }
 
         func poll(milliseconds: Int32) {

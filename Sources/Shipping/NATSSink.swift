@@ -15,8 +15,8 @@ import Synchronization
 /// or the stream takes) is `.rejected`, so that the shipper bisects down to it and dead-letters it.
 ///
 /// `send` blocks its thread while it publishes and waits for the acknowledgements (up to
-/// `ackTimeoutSeconds`, checking for cancellation every second): the agent runs the shipper on a
-/// thread of its own, never on Swift's shared pool.
+/// `ackTimeoutSeconds`, and after a graceful shutdown began at most the drain time; checked every
+/// second): the agent runs the shipper on a thread of its own, never on Swift's shared pool.
 public final class NATSSink: Sink {
     public struct Settings: Sendable {
         /// One or more `nats://` or `tls://` URLs, separated by commas: the servers of a cluster.
@@ -75,6 +75,8 @@ public final class NATSSink: Sink {
     /// thread after the connection is closed, so the object it is handed must never be freed (a
     /// few dozen bytes per sink made).
     private let acks: AckBook
+    /// When this sink's waits first saw a graceful shutdown.
+    private let shutdownWatch = ShutdownWatch()
 
     public init(settings: Settings) {
         self.settings = settings
@@ -193,16 +195,14 @@ public final class NATSSink: Sink {
     /// what is still pending then is taken back from the library (a late PubAck is dropped, and
     /// the retry of the batch is deduplicated by its message ids).
     private func awaitAcknowledgements(on link: Link) -> natsStatus {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(settings.ackTimeoutSeconds * 1000))
+        let wait = AcknowledgementWait(seconds: settings.ackTimeoutSeconds, shutdown: shutdownWatch)
         var status: natsStatus
         repeat {
-            let left = ContinuousClock.now.duration(to: deadline)
-            let milliseconds = max(1, min(1000, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
             var options = jsPubOptions()
             jsPubOptions_Init(&options)
-            options.MaxWait = milliseconds
+            options.MaxWait = min(1000, wait.millisecondsLeft)
             status = js_PublishAsyncComplete(link.jetStream, &options)
-        } while status == NATS_TIMEOUT && ContinuousClock.now < deadline && !Task.isCancelled
+        } while status == NATS_TIMEOUT && wait.goesOn()
         if status != NATS_OK {
             var pending = natsMsgList()
             if js_PublishAsyncGetPendingList(&pending, link.jetStream) == NATS_OK { natsMsgList_Destroy(&pending) }

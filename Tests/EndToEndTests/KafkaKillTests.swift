@@ -89,4 +89,34 @@ import Glibc
         #expect(try database.deadLetters().isEmpty)
         print("kafka kill test: kills=\(kills) events=\(ordered.count) in_topic=\(delivered) copies_written_again=\(copies)")
     }
+
+    /// SIGTERM while every broker is down: the batch in flight waits for its delivery reports at
+    /// most the drain time (not `sink.timeout_seconds` per batch), the agent exits 0, and the
+    /// events stay in the outbox.
+    @Test func aStopDuringAnOutageTakesAboutTheDrainTime() async throws {
+        let cluster = try KafkaMockCluster(topic: "usage", partitions: 1)
+        for broker in 1...3 { try cluster.setBroker(broker, up: false) }
+        let scratch = try AgentScratch(prefix: "kafka-stop")
+        defer { scratch.remove() }
+        try scratch.writeConfig(
+            hostID: "kafka-stop", logLevel: "error",
+            """
+            sink:
+              type: kafka
+              timeout_seconds: 120
+              spread_seconds: 0
+              kafka:
+                brokers: \(cluster.bootstraps)
+                topic: usage
+            """)
+        let agent = try AgentChild(scratch, stderr: .nullDevice)
+        try await Task.sleep(for: .seconds(4))
+        let stopped = ContinuousClock.now
+        #expect(await agent.terminate(within: 60) == .exited(0))
+        let took = ContinuousClock.now - stopped
+        #expect(took < .seconds(25), "the stop took \(took) with sink.timeout_seconds 120")
+        let database = try AgentDatabase.open(path: scratch.databaseFile.path)
+        #expect(try database.stats().pendingEvents >= 2)
+        #expect(try database.deadLetters().isEmpty)
+    }
 }

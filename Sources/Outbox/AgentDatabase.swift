@@ -198,8 +198,56 @@ public struct AgentDatabase: Sendable {
         migrator.registerMigration("v5 outbox totals and due index") { db in
             try db.execute(sql: outboxTotalsSchema)
         }
+        migrator.registerMigration("v6 event ids unique by period") { db in
+            try db.execute(sql: eventIDsByPeriodSchema)
+        }
         return migrator
     }
+
+    /// Event ids unique by period (v6): the `events` table rebuilt with `UNIQUE (period_start,
+    /// event_id)` in place of v1's `UNIQUE (event_id)`.
+    ///
+    /// An event id is a name-based UUID of the event's type, host, instance and period, so it
+    /// appears with one `period_start` only, and the pair is unique exactly when the id is: a
+    /// metering step that stored an event twice still fails. But the index is now in time order.
+    /// A random UUID key put every event of an acknowledged batch on its own leaf page of the
+    /// index: deleting a batch of 500 rewrote some 400 pages (read, written to the WAL, copied
+    /// back at the checkpoint), three quarters of a drain's I/O. In period order a batch's entries
+    /// share a few pages, as new periods' do when they are stored. The index also gives the oldest
+    /// pending period (its first entry), so v5's `events_period_start` goes. Row ids and the
+    /// AUTOINCREMENT sequence are kept; the indexes and triggers of v5 are made again.
+    static let eventIDsByPeriodSchema = """
+        CREATE TABLE events_v6 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            instance_id TEXT NOT NULL,
+            period_start INTEGER NOT NULL,
+            period_end INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            CHECK (period_end > period_start),
+            UNIQUE (period_start, event_id)
+        );
+        INSERT INTO events_v6
+            (id, event_id, event_type, instance_id, period_start, period_end, payload, created_at, attempts,
+             next_attempt_at, last_error)
+        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, created_at, attempts,
+               next_attempt_at, last_error
+        FROM events ORDER BY id;
+        INSERT INTO sqlite_sequence (name, seq)
+            SELECT 'events_v6', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events_v6');
+        UPDATE sqlite_sequence
+            SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))
+            WHERE name = 'events_v6';
+        DROP TABLE events;
+        ALTER TABLE events_v6 RENAME TO events;
+        CREATE INDEX events_due ON events (next_attempt_at, id);
+
+        """ + eventsTriggers
 
     /// Outbox bookkeeping in constant time (v5). The sampler reads the outbox's figures every
     /// sample and the shipper asks what falls due next every round; with 300,000 events pending,
@@ -210,10 +258,14 @@ public struct AgentDatabase: Sendable {
     ///   the CLI) and inside the same transaction. `length()` of a blob reads its size, not its bytes.
     /// - `events_due (next_attempt_at, id)`: leasing walks it in due order and stops at the batch;
     ///   the next due time is its first entry.
-    /// - `events_period_start`: the oldest pending period is its first entry.
+    /// - `events_period_start`: the oldest pending period is its first entry (v6 replaces it with
+    ///   the unique index on `(period_start, event_id)`).
     static let outboxTotalsSchema = """
         CREATE INDEX events_due ON events (next_attempt_at, id);
         CREATE INDEX events_period_start ON events (period_start);
+        """ + outboxTotalsTable + eventsTriggers + deadLetterTriggers
+
+    static let outboxTotalsTable = """
         CREATE TABLE outbox_totals (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             pending_events INTEGER NOT NULL,
@@ -230,6 +282,11 @@ public struct AgentDatabase: Sendable {
             (SELECT COUNT(*) FROM dead_letters),
             (SELECT COALESCE(SUM(length(payload)), 0) FROM dead_letters)
         );
+
+        """
+
+    /// The triggers that keep `outbox_totals` right for `events` (v5; made again by v6's rebuild).
+    static let eventsTriggers = """
         CREATE TRIGGER events_counted_in AFTER INSERT ON events BEGIN
             UPDATE outbox_totals SET pending_events = pending_events + 1,
                 pending_bytes = pending_bytes + length(NEW.payload),
@@ -248,6 +305,10 @@ public struct AgentDatabase: Sendable {
                 attempted_events = attempted_events - (OLD.attempts > 0) + (NEW.attempts > 0)
             WHERE id = 1;
         END;
+
+        """
+
+    static let deadLetterTriggers = """
         CREATE TRIGGER dead_letters_counted_in AFTER INSERT ON dead_letters BEGIN
             UPDATE outbox_totals SET dead_letters = dead_letters + 1,
                 dead_letter_bytes = dead_letter_bytes + length(NEW.payload)

@@ -133,17 +133,19 @@ import Testing
 
     /// Commits whose last-but-one write violates a constraint SQLite holds: by then the first event
     /// (and, for a bad gap, every event) has been inserted and must be rolled back with the rest.
+    /// An event id names its period (a name-based UUID of type, host, instance and period), so
+    /// the same event stored twice has the same id and the same period.
     static let failingCommits: [(String, MeteringCommit)] = [
         (
-            "duplicate event_id within the commit",
+            "duplicate event within the commit",
             MeteringCommit(
-                checkpoints: [checkpoint(state: "new")], events: [event("e2", start: 30, end: 60), event("e2", start: 60, end: 90)],
+                checkpoints: [checkpoint(state: "new")], events: [event("e2", start: 30, end: 60), event("e2", start: 30, end: 60)],
                 gaps: [gap], baselines: [baseline])
         ),
         (
-            "event_id already stored",
+            "event already stored",
             MeteringCommit(
-                checkpoints: [checkpoint(state: "new")], events: [event("e2", start: 30, end: 60), event("e1", start: 60, end: 90)],
+                checkpoints: [checkpoint(state: "new")], events: [event("e2", start: 30, end: 60), event("e1")],
                 gaps: [gap], baselines: [baseline])
         ),
         (

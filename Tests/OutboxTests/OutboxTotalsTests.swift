@@ -70,21 +70,31 @@ import UsageModel
             let stored = try AgentDatabaseDeliveryTests.fill(database, count: 12)
             let leased = try database.lease(now: 10, maxEvents: 3, maxBytes: 1 << 20)
             try database.deadLetter([leased[0].id], reason: "HTTP 400", now: 11)
+            // The newest event delivered: the highest id ever given is no longer in the table.
+            try database.acknowledge([Int64(stored.count)])
             let expected = try database.recountedStats()
+            let events = try database.events()
             // Back to v4: the v5 objects gone, as an older agent left the file.
             try database.writer.write { db in
                 try db.execute(
                     sql: """
-                        DROP TABLE outbox_totals; DROP INDEX events_due; DROP INDEX events_period_start;
+                        DROP TABLE outbox_totals; DROP INDEX events_due; DROP INDEX IF EXISTS events_period_start;
                         DROP TRIGGER events_counted_in; DROP TRIGGER events_counted_out; DROP TRIGGER events_recounted;
                         DROP TRIGGER dead_letters_counted_in; DROP TRIGGER dead_letters_counted_out;
                         DROP TRIGGER dead_letters_recounted;
-                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %'; PRAGMA user_version = 4;
+                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %' OR identifier LIKE 'v6 %';
+                        PRAGMA user_version = 4;
                         """)
             }
             let reopened = try AgentDatabase.open(path: path)
             #expect(try reopened.stats() == expected)
-            #expect(expected.pendingEvents == stored.count - 1 && expected.deadLetters == 1 && expected.attemptedEvents == 2)
+            // v6's rebuild of the table keeps every row with its id, and ids go on from the highest
+            // ever given (the AUTOINCREMENT sequence), not from the highest left.
+            #expect(try reopened.events() == events)
+            try reopened.commit(MeteringCommit(events: [AgentDatabaseTests.event("after", start: 10_000, end: 10_030)]))
+            let after = try #require(try reopened.lease(now: 20_000, maxEvents: 100, maxBytes: 1 << 20).last)
+            #expect(after.event.eventID == "after" && after.id > Int64(stored.count))
+            #expect(expected.pendingEvents == stored.count - 2 && expected.deadLetters == 1 && expected.attemptedEvents == 2)
         }
     }
 

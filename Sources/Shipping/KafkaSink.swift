@@ -182,7 +182,7 @@ public final class KafkaSink: Sink {
         // Wait for the report of every produced record, so that none is still queued when this
         // batch is sent again (unless a graceful shutdown cut the wait: the producer is destroyed).
         while reports.count(generation) < produced, wait.goesOn() {
-            producer.poll(milliseconds: 100)
+            producer.flush(milliseconds: 100)
         }
         if reports.count(generation) < produced {
             // Given up (a graceful shutdown, cancellation): what librdkafka still holds of this
@@ -319,6 +319,12 @@ extension KafkaSink {
         func purge() {
             _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
             rd_kafka_poll(handle, 0)
+        }
+
+        /// Sends what is queued now, without waiting out `linger.ms` (the batch is complete), and
+        /// serves delivery reports until none is outstanding or `milliseconds` pass.
+        func flush(milliseconds: Int32) {
+            _ = rd_kafka_flush(handle, milliseconds)
         }
 
         func poll(milliseconds: Int32) {

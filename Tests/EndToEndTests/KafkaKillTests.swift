@@ -58,36 +58,17 @@ import Glibc
         try await Task.sleep(for: .milliseconds(3000))
         #expect(await last.terminate(within: 60) == .exited(0))
 
-        let decoder = JSONDecoder()
-        var events: [String: UsageEvent] = [:]
-        var copies = 0
+        var usage = DeliveredUsage()
         for record in try cluster.records() {
-            let event = try decoder.decode(UsageEvent.self, from: record.value)
+            let event = try usage.receive(record.value)
             #expect(record.headers["event_id"] == event.eventID)
             #expect(record.key == "kafka-kill")
-            if let earlier = events[event.eventID] {
-                #expect(earlier == event, "event \(event.eventID) was resent with other content")
-                copies += 1
-            }
-            events[event.eventID] = event
         }
-        let delivered = events.count
+        #expect(usage.delivered > kills, "the topic holds \(usage.delivered) events")
         let database = try AgentDatabase.open(path: scratch.databaseFile.path)
-        for pending in try database.events() {
-            let event = try decoder.decode(UsageEvent.self, from: pending.payload)
-            if let earlier = events[event.eventID] { #expect(earlier == event) }
-            events[event.eventID] = event
-        }
-        #expect(delivered > kills, "the topic holds \(delivered) events")
-
-        let ordered = events.values.sorted { $0.period.start < $1.period.start }
-        let baseline = try #require(try database.baselines().first)
-        #expect(ordered.first?.period.start == baseline.wallNanos / 1_000_000_000)
-        for (earlier, later) in zip(ordered, ordered.dropFirst()) {
-            #expect(later.period.start == earlier.period.end, "\(earlier.period) then \(later.period)")
-        }
-        #expect(try database.deadLetters().isEmpty)
-        print("kafka kill test: kills=\(kills) events=\(ordered.count) in_topic=\(delivered) copies_written_again=\(copies)")
+        try usage.addPending(database)
+        let count = try usage.expectTiling(database)
+        print("kafka kill test: kills=\(kills) events=\(count) in_topic=\(usage.delivered) copies_written_again=\(usage.copies)")
     }
 
     /// SIGTERM while every broker is down: the batch in flight waits for its delivery reports at

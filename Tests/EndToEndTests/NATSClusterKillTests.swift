@@ -61,33 +61,18 @@ import Glibc
         try await Task.sleep(for: .milliseconds(3000))
         #expect(await last.terminate(within: 60) == .exited(0))
 
-        let decoder = JSONDecoder()
-        let stored = try client.messages("USAGE")
-        var events: [String: UsageEvent] = [:]
-        for message in stored {
-            let event = try decoder.decode(UsageEvent.self, from: message.data)
+        var usage = DeliveredUsage()
+        for message in try client.messages("USAGE") {
+            let event = try usage.receive(message.data)
             #expect(message.messageID == event.eventID, "the message id is not the event's id")
-            #expect(events[event.eventID] == nil, "event \(event.eventID) is stored twice")
             #expect(message.subject == "usage._.operator.nats-kill")
-            events[event.eventID] = event
         }
-        let delivered = events.count
+        // JetStream's deduplication by Nats-Msg-Id: the stream holds no event twice.
+        #expect(usage.copies == 0, "\(usage.copies) events are stored twice")
+        #expect(usage.delivered > kills, "the stream holds \(usage.delivered) events")
         let database = try AgentDatabase.open(path: scratch.databaseFile.path)
-        for pending in try database.events() {
-            let event = try decoder.decode(UsageEvent.self, from: pending.payload)
-            if let earlier = events[event.eventID] { #expect(earlier == event) }
-            events[event.eventID] = event
-        }
-        #expect(delivered > kills, "the stream holds \(delivered) events")
-
-        // Nothing missing: from the baseline to the open period, the host's periods tile time.
-        let ordered = events.values.sorted { $0.period.start < $1.period.start }
-        let baseline = try #require(try database.baselines().first)
-        #expect(ordered.first?.period.start == baseline.wallNanos / 1_000_000_000)
-        for (earlier, later) in zip(ordered, ordered.dropFirst()) {
-            #expect(later.period.start == earlier.period.end, "\(earlier.period) then \(later.period)")
-        }
-        #expect(try database.deadLetters().isEmpty)
-        print("nats cluster kill test: kills=\(kills) events=\(ordered.count) stored=\(delivered) pending=\(ordered.count - delivered)")
+        try usage.addPending(database)
+        let count = try usage.expectTiling(database)
+        print("nats cluster kill test: kills=\(kills) events=\(count) stored=\(usage.delivered) pending=\(count - usage.delivered)")
     }
 }

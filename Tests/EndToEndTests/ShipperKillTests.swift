@@ -45,32 +45,17 @@ import Glibc
         #expect(await last.terminate(within: 60) == .exited(0))
 
         let database = try AgentDatabase.open(path: scratch.databaseFile.path)
-        let decoder = JSONDecoder()
-        var events: [String: UsageEvent] = [:]
+        var usage = DeliveredUsage()
         for body in try await consumer.events() {
-            let event = try decoder.decode(UsageEvent.self, from: JSONSerialization.data(withJSONObject: body))
-            events[event.eventID] = event
+            _ = try usage.receive(try JSONSerialization.data(withJSONObject: body))
         }
-        let delivered = events.count
-        for pending in try database.events() {
-            let event = try decoder.decode(UsageEvent.self, from: pending.payload)
-            if let earlier = events[event.eventID] { #expect(earlier == event) }
-            events[event.eventID] = event
-        }
+        try usage.addPending(database)
         let stats = try await consumer.stats()
         // A resent event must be the same event, byte for byte in meaning: the consumer counts
         // redeliveries whose body differs from the first one.
         #expect(stats.conflicts == 0, "an event was resent with different content")
-        #expect(delivered > kills, "the consumer received \(delivered) events")
-
-        // Nothing missing: from the first period to the open one, periods tile time.
-        let ordered = events.values.sorted { $0.period.start < $1.period.start }
-        let baseline = try #require(try database.baselines().first)
-        #expect(ordered.first?.period.start == baseline.wallNanos / 1_000_000_000)
-        for (earlier, later) in zip(ordered, ordered.dropFirst()) {
-            #expect(later.period.start == earlier.period.end, "\(earlier.period) then \(later.period)")
-        }
-        #expect(try database.deadLetters().isEmpty)
-        print("shipper kill test: kills=\(kills) events=\(ordered.count) delivered=\(delivered) resent_duplicates=\(stats.duplicates)")
+        #expect(usage.delivered > kills, "the consumer received \(usage.delivered) events")
+        let count = try usage.expectTiling(database)
+        print("shipper kill test: kills=\(kills) events=\(count) delivered=\(usage.delivered) resent_duplicates=\(stats.duplicates)")
     }
 }

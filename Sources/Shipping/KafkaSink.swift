@@ -262,7 +262,9 @@ extension KafkaSink {
         }
 
         deinit {
-            // Reports still due are served (and dropped: their batch is over) before it ends.
+            // Nothing of a batch that is over may go out after it, and destroying waits for what
+            // is outstanding: drop it first.
+            _ = rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
             rd_kafka_destroy(handle)
         }
 

@@ -256,6 +256,16 @@ public final class NATSSink: Sink {
         return String(cString: natsStatus_GetText(status))
     }
 
+    /// The servers with any user and password in a URL replaced by `***`, for messages that reach
+    /// the log and `/health`.
+    static func redacted(_ servers: String) -> String {
+        servers.split(separator: ",", omittingEmptySubsequences: false).map { server -> String in
+            let text = String(server)
+            guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return text }
+            return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+        }.joined(separator: ",")
+    }
+
     /// Gives the library each URL of a comma-separated list.
     static func setServers(_ options: OpaquePointer, _ servers: String) -> natsStatus {
         let urls = servers.split(separator: ",").map { strdup($0.trimmingCharacters(in: .whitespaces)) }
@@ -347,7 +357,7 @@ extension NATSSink {
                     case NATS_TIMEOUT: .timeout
                     default: .connect
                     }
-                return .failure(LinkFailure(outcome: .retryable(reason: reason, detail: "cannot connect to \(settings.servers): \(said)", retryAfter: nil)))
+                return .failure(LinkFailure(outcome: .retryable(reason: reason, detail: "cannot connect to \(NATSSink.redacted(settings.servers)): \(said)", retryAfter: nil)))
             }
             var jsOptions = jsOptions()
             jsOptions_Init(&jsOptions)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostMeterAgent
 import Logging
 import NIOCore
 import Outbox
@@ -14,7 +15,8 @@ struct OutboxBench: AsyncParsableCommand {
         abstract: "Enqueue and drain rates of the outbox.",
         discussion:
             "With --consumer-url, drains over HTTP to that consumer (scripts/bench.sh starts one on 127.0.0.1); with "
-            + "--nats-url, publishes to that NATS server's JetStream, in a stream BENCH on bench.> made for the run; "
+            + "--nats-url, publishes to that NATS server's JetStream with the default subject template, in a stream "
+            + "BENCH on usage.> made for the run; "
             + "with --kafka-brokers, produces to that Kafka cluster's --kafka-topic (scripts/kafka/kafka_mock_cluster.c).")
 
     @Option(help: "Events to enqueue in batches.")
@@ -162,10 +164,10 @@ struct OutboxBench: AsyncParsableCommand {
             sink = try KafkaSink(
                 settings: KafkaSink.Settings(brokers: kafkaBrokers, topic: kafkaTopic, hostID: "bench-host", deliveryTimeoutSeconds: 30))
         } else if let natsURL {
-            try BenchStream.replace(url: natsURL, name: "BENCH", subject: "bench.>")
+            try BenchStream.replace(url: natsURL, name: "BENCH", subject: "usage.>")
             sink = NATSSink(
                 settings: NATSSink.Settings(
-                    servers: natsURL, subject: try NATSSubjectTemplate("bench.{instance_id}"), hostID: "bench-host",
+                    servers: natsURL, subject: try NATSSubjectTemplate(AgentConfiguration.NATS.defaultSubject), hostID: "bench-host",
                     stream: "BENCH"))
         } else if let consumerURL {
             sink = try HTTPSink(settings: HTTPSink.Settings(url: consumerURL, format: .json, hostID: "bench-host"))

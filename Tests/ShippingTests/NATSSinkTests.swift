@@ -79,6 +79,21 @@ import Testing
         #expect(try client.messages("USAGE").count == 3)
     }
 
+    @Test func credentialsInAServerURLNeverReachAMessage() async throws {
+        #expect(
+            NATSSink.redacted("nats://hostmeter:s3cret@127.0.0.1:4222, tls://tok@10.0.0.1:4443,nats://plain:4222")
+                == "nats://***@127.0.0.1:4222, tls://***@10.0.0.1:4443,nats://plain:4222")
+        let port = try freeLoopbackPort()
+        let sink = sink("nats://hostmeter:s3cret@127.0.0.1:\(port)")
+        let outbox = try FilledOutbox(events: 1)
+        guard case .retryable(_, let detail, _) = await sink.send(outbox.events) else {
+            Issue.record("no retry without a server")
+            return
+        }
+        #expect(!detail.contains("s3cret") && detail.contains("***@127.0.0.1:\(port)"), "\(detail)")
+        await sink.shutdown()
+    }
+
     @Test func anUnreachableServerIsAConnectFailure() async throws {
         let port = try freeLoopbackPort()
         let sink = sink("nats://127.0.0.1:\(port)")

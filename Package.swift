@@ -132,6 +132,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "CNATS", "Probes", "UsageModel",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -186,6 +186,43 @@ import Testing
         await right.shutdown()
     }
 
+    /// NKey authentication: the server knows the user's public key, the sink signs the server's
+    /// nonce with the seed from its file; another key's seed is refused.
+    @Test func anNKeyAuthenticatesAndAnotherKeysSeedDoesNot() async throws {
+        let directory = scratch("nkey")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let key = try NKeyPair()
+        let other = try NKeyPair()
+        let seedFile = directory.appendingPathComponent("user.seed")
+        let otherSeedFile = directory.appendingPathComponent("other.seed")
+        try (key.seed + "\n").write(to: seedFile, atomically: true, encoding: .utf8)
+        try (other.seed + "\n").write(to: otherSeedFile, atomically: true, encoding: .utf8)
+        let server = try NATSServer(
+            directory: directory.appendingPathComponent("server"),
+            extraConfig: "authorization { users: [ { nkey: \(key.publicKey) } ] }\n")
+        try server.start()
+        defer { server.kill9() }
+        let client = try JetStreamClient(urls: server.url, nkey: key.publicKey, nkeySeedFile: seedFile.path)
+        try client.addStream("USAGE", subjects: ["usage.>"])
+        let outbox = try FilledOutbox(events: 3)
+        let make = { (seed: URL) in
+            NATSSink(
+                settings: NATSSink.Settings(
+                    servers: server.url, subject: Self.subject, hostID: "host-1", nkey: key.publicKey, nkeySeedFile: seed.path,
+                    connectTimeoutSeconds: 1, ackTimeoutSeconds: 5))
+        }
+        let wrong = make(otherSeedFile)
+        guard case .retryable(.authentication, _, _) = await wrong.send(outbox.events) else {
+            Issue.record("another key's seed was not an authentication failure")
+            return
+        }
+        await wrong.shutdown()
+        let right = make(seedFile)
+        #expect(await right.send(outbox.events) == .delivered)
+        await right.shutdown()
+        #expect(try client.messages("USAGE").count == 3)
+    }
+
     /// A server killed with SIGKILL and started again on the same store: the batch sent while
     /// it is down fails and is retried; after it is back every event is stored once.
     @Test func aServerKilledAndRestartedLosesAndDuplicatesNothing() async throws {

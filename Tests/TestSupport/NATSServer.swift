@@ -132,7 +132,7 @@ public final class JetStreamClient: @unchecked Sendable {
     /// Connects to `urls` (comma-separated), trying for up to `within` seconds.
     public init(
         urls: String, token: String? = nil, user: String? = nil, password: String? = nil, caFile: String? = nil,
-        within: Double = 15
+        nkey: String? = nil, nkeySeedFile: String? = nil, within: Double = 15
     ) throws {
         var options: OpaquePointer?
         guard natsOptions_Create(&options) == NATS_OK, let options else { throw NATSTestError("natsOptions_Create") }
@@ -143,6 +143,7 @@ public final class JetStreamClient: @unchecked Sendable {
         _ = pointers.withUnsafeMutableBufferPointer { natsOptions_SetServers(options, $0.baseAddress, Int32($0.count)) }
         if let token { natsOptions_SetToken(options, token) }
         if let user { natsOptions_SetUserInfo(options, user, password) }
+        if let nkey, let nkeySeedFile { natsOptions_SetNKeyFromSeed(options, nkey, nkeySeedFile) }
         if let caFile {
             natsOptions_SetSecure(options, true)
             natsOptions_LoadCATrustedCertificates(options, caFile)

@@ -39,24 +39,16 @@ import Glibc
               open_seconds: 0.5
             """)
 
-        var random = SystemRandomNumberGenerator()
         let kills = 8
-        for round in 0..<kills {
-            let agent = try AgentChild(scratch, stderr: .nullDevice)
+        try await killRepeatedly(scratch, kills: kills) { round in
             if round == 2 { try cluster.failProduceRequests([6, 7, 19, 6]) }
             if round == 4 {
                 for partition in 0..<cluster.partitions { try cluster.setLeader(partition: partition, broker: partition % 3 + 1) }
             }
             if round == 6 { try cluster.setBroker(2, up: false) }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1300...2600, using: &random)))
-            #expect(agent.isRunning)
-            kill(agent.pid, SIGKILL)
-            agent.process.waitUntilExit()
         }
         try cluster.setBroker(2, up: true)
-        let last = try AgentChild(scratch, stderr: .nullDevice)
-        try await Task.sleep(for: .milliseconds(3000))
-        #expect(await last.terminate(within: 60) == .exited(0))
+        try await runToAGracefulStop(scratch)
 
         var usage = DeliveredUsage()
         for record in try cluster.records() {

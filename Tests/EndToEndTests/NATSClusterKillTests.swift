@@ -45,21 +45,13 @@ import Glibc
               open_seconds: 0.5
             """)
 
-        var random = SystemRandomNumberGenerator()
         let kills = 8
         let victim = cluster.nodes[1]
-        for round in 0..<kills {
+        try await killRepeatedly(scratch, kills: kills) { round in
             if round == 2 { victim.kill9() }
             if round == 5 { try victim.start() }
-            let agent = try AgentChild(scratch, stderr: .nullDevice)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1300...2600, using: &random)))
-            #expect(agent.isRunning)
-            kill(agent.pid, SIGKILL)
-            agent.process.waitUntilExit()
         }
-        let last = try AgentChild(scratch, stderr: .nullDevice)
-        try await Task.sleep(for: .milliseconds(3000))
-        #expect(await last.terminate(within: 60) == .exited(0))
+        try await runToAGracefulStop(scratch)
 
         var usage = DeliveredUsage()
         for message in try client.messages("USAGE") {

@@ -30,19 +30,10 @@ import Glibc
               cap_seconds: 1
             """)
 
-        var random = SystemRandomNumberGenerator()
         let kills = 8
-        for _ in 0..<kills {
-            let agent = try AgentChild(scratch, stderr: .nullDevice)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1300...2600, using: &random)))
-            #expect(agent.isRunning)
-            kill(agent.pid, SIGKILL)
-            agent.process.waitUntilExit()
-        }
+        try await killRepeatedly(scratch, kills: kills)
         try await consumer.setMode(["mode": "ok"])
-        let last = try AgentChild(scratch, stderr: .nullDevice)
-        try await Task.sleep(for: .milliseconds(3000))
-        #expect(await last.terminate(within: 60) == .exited(0))
+        try await runToAGracefulStop(scratch)
 
         let database = try AgentDatabase.open(path: scratch.databaseFile.path)
         var usage = DeliveredUsage()

@@ -1,7 +1,37 @@
 import Foundation
 import Outbox
+import TestSupport
 import Testing
 import UsageModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the agent of `scratch` `kills` times, each for a random 1.3 to 2.6 s before SIGKILL, so that
+/// kills land anywhere in its work (mid-batch among them); `beforeRound` runs after each start
+/// (faults of the peer). Returns when the last one is gone.
+func killRepeatedly(
+    _ scratch: AgentScratch, kills: Int, beforeRound: (Int) throws -> Void = { _ in },
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    var random = SystemRandomNumberGenerator()
+    for round in 0..<kills {
+        let agent = try AgentChild(scratch, stderr: .nullDevice)
+        try beforeRound(round)
+        try await Task.sleep(for: .milliseconds(Int.random(in: 1300...2600, using: &random)))
+        #expect(agent.isRunning, sourceLocation: sourceLocation)
+        kill(agent.pid, SIGKILL)
+        agent.process.waitUntilExit()
+    }
+}
+
+/// Runs the agent of `scratch` for 3 s and stops it with SIGTERM: it must exit 0.
+func runToAGracefulStop(_ scratch: AgentScratch, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let last = try AgentChild(scratch, stderr: .nullDevice)
+    try await Task.sleep(for: .milliseconds(3000))
+    #expect(await last.terminate(within: 60) == .exited(0), sourceLocation: sourceLocation)
+}
 
 /// What a kill test reads back of one host's usage: the events a consumer or broker received and
 /// the outbox's pending ones, each once by event id. A copy of an event (a resend) must be the same

@@ -237,19 +237,24 @@ public enum Agent {
         _ configuration: AgentConfiguration, configurationPath: String? = nil
     ) throws(ConfigurationError) {
         guard configuration.sink.type == .kafka else { return }
+        let settings = try kafkaSettings(configuration)
         do {
-            try kafkaSettings(configuration).check()
+            try settings.check()
         } catch {
             throw kafkaError(error, configurationPath: configurationPath)
         }
     }
 
-    private static func kafkaSettings(_ configuration: AgentConfiguration) -> KafkaSink.Settings {
+    /// The kafka sink's settings, with `sasl.password` read from `sink.kafka.sasl_password_file`.
+    private static func kafkaSettings(_ configuration: AgentConfiguration) throws(ConfigurationError) -> KafkaSink.Settings {
         let sink = configuration.sink
+        var properties = sink.kafka.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if let password = try readSecret(sink.kafka.saslPasswordFile, key: "sink.kafka.sasl_password_file") {
+            properties.append(("sasl.password", password))
+        }
         return KafkaSink.Settings(
-            brokers: sink.kafka.brokers ?? "", topic: sink.kafka.topic, hostID: configuration.hostID,
-            properties: sink.kafka.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, caFile: sink.caFile,
-            deliveryTimeoutSeconds: sink.timeoutSeconds)
+            brokers: sink.kafka.brokers ?? "", topic: sink.kafka.topic, hostID: configuration.hostID, properties: properties,
+            caFile: sink.caFile, deliveryTimeoutSeconds: sink.timeoutSeconds)
     }
 
     private static func kafkaError(_ error: KafkaSink.ConfigurationRefused, configurationPath: String?) -> ConfigurationError {
@@ -286,8 +291,9 @@ public enum Agent {
                     caFile: sink.caFile, connectTimeoutSeconds: sink.connectTimeoutSeconds,
                     ackTimeoutSeconds: sink.timeoutSeconds, maxInFlight: sink.nats.maxInFlight))
         case .kafka:
+            let settings = try kafkaSettings(configuration)
             do {
-                return try KafkaSink(settings: kafkaSettings(configuration))
+                return try KafkaSink(settings: settings)
             } catch {
                 throw kafkaError(error, configurationPath: nil)
             }

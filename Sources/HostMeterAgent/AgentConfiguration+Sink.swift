@@ -38,6 +38,8 @@ extension AgentConfiguration {
         public var brokers: String?
         public var topic = "hostmeter.usage"
         public var properties: [String: String] = [:]
+        /// A file holding `sasl.password`, so that the configuration file holds no secret.
+        public var saslPasswordFile: String?
     }
 
     /// `sink.nats:`: what a `nats` sink publishes to and how it authenticates. The servers are
@@ -87,6 +89,10 @@ extension AgentConfiguration.Kafka {
                 }
                 self.properties[name] = text
             }
+        }
+        saslPasswordFile = try keys["sasl_password_file"]?.optionalString()
+        if saslPasswordFile != nil, self.properties["sasl.password"] != nil {
+            throw node.child("sasl_password_file").error("set `sasl_password_file` or `properties.sasl.password`, not both")
         }
     }
 }

@@ -262,6 +262,10 @@ extension AgentConfiguration {
             "`sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.*`, `compression.type`, `linger.ms`, " +
             "…; one librdkafka refuses is refused at start naming it. The sink's own (`enable.idempotence`, " +
             "`acks`, `bootstrap.servers`, `message.timeout.ms`, `client.id`) cannot be set here."),
+        .key("sink.kafka.sasl_password_file", default: "null", .sighup, value: \.sink.kafka.saslPasswordFile,
+            "File holding librdkafka's `sasl.password` (surrounding whitespace trimmed), so that the " +
+            "configuration file holds no secret; readable by the agent's user only. Not with " +
+            "`sasl.password` in `sink.kafka.properties`."),
         .key("retry.base_seconds", default: "1", .restart, range: .decimal(0.001...3600), value: \.retry.baseSeconds,
             "A failed delivery waits a random time from 0 to min(cap, base × 2^attempt) seconds (full " +
             "jitter); base is 0.001 to 3600. A consumer's `Retry-After` is honoured, up to the cap."),

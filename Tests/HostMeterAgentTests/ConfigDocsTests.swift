@@ -178,6 +178,7 @@ import Testing
         "sink.kafka.brokers": "127.0.0.1:9092,127.0.0.1:9093",
         "sink.kafka.topic": "billing.usage",
         "sink.kafka.properties": "{compression.type: zstd}",
+        "sink.kafka.sasl_password_file": "/etc/hostmeter/kafka.password",
         "retry.base_seconds": "2",
         "retry.cap_seconds": "600",
         "circuit_breaker.failure_threshold": "3",

@@ -89,6 +89,40 @@ import Testing
         await sink.shutdown()
     }
 
+    @Test func theSASLPasswordComesFromItsFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kafka-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("password")
+        try " s3cret\n".write(to: file, atomically: true, encoding: .utf8)
+        let configuration = try AgentConfiguration.parse(
+            """
+            sink:
+              type: kafka
+              kafka:
+                brokers: 127.0.0.1:9092
+                sasl_password_file: \(file.path)
+                properties: {security.protocol: SASL_PLAINTEXT, sasl.mechanisms: PLAIN, sasl.username: hm}
+            """, file: "t.yaml")
+        let sink = try #require(try Agent.makeSink(configuration) as? KafkaSink)
+        #expect(sink.settings.properties.contains { $0 == ("sasl.password", "s3cret") })
+        await sink.shutdown()
+        #expect {
+            try AgentConfiguration.parse(
+                "sink: {type: kafka, kafka: {brokers: \"a:1\", sasl_password_file: /p, properties: {sasl.password: x}}}",
+                file: "t.yaml")
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "sink.kafka.sasl_password_file"
+        }
+        let missing = try AgentConfiguration.parse(
+            "sink: {type: kafka, kafka: {brokers: \"a:1\", sasl_password_file: \(directory.path)/none}}", file: "t.yaml")
+        #expect {
+            try Agent.checkSinkProperties(missing)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "sink.kafka.sasl_password_file"
+        }
+    }
+
     @Test func aPropertyLibrdkafkaRefusesFailsTheCheckNamingIt() throws {
         let configuration = try AgentConfiguration.parse(
             "sink: {type: kafka, kafka: {brokers: \"127.0.0.1:9092\", properties: {linger.ms: soon}}}", file: "t.yaml")

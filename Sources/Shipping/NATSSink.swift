@@ -141,7 +141,7 @@ public final class NATSSink: Sink {
             fates[event.eventID] = fate
             // Only a payload too large is about this event; anything else fails the rest too.
             if status != NATS_MAX_PAYLOAD {
-                stoppedBy = Self.outcome(of: fate, eventID: event.eventID, settings: settings)
+                stoppedBy = Self.outcome(of: fate, event: event, settings: settings)
                 break
             }
         }
@@ -157,7 +157,7 @@ public final class NATSSink: Sink {
                         + (waited == NATS_TIMEOUT ? "" : " (\(Self.lastError(waited)))"),
                     retryAfter: nil)
             }
-            switch Self.outcome(of: fate, eventID: event.eventID, settings: settings) {
+            switch Self.outcome(of: fate, event: event, settings: settings) {
             case .delivered: continue
             case .rejected(let reason, let detail, let bisectable):
                 rejection = rejection ?? .rejected(reason: reason, detail: detail, bisectable: bisectable)
@@ -211,12 +211,15 @@ public final class NATSSink: Sink {
     }
 
     /// The outcome one event's fate makes of its batch.
-    static func outcome(of fate: Fate, eventID: String, settings: Settings) -> ShipOutcome {
+    static func outcome(of fate: Fate, event: OutboxEvent, settings: Settings) -> ShipOutcome {
+        let eventID = event.eventID
         switch fate {
         case .stored, .duplicate: return .delivered
         case .failed(let rawStatus, let code, let text):
             let status = natsStatus(rawValue: rawStatus)
-            let said = text.isEmpty ? String(cString: natsStatus_GetText(status)) : text
+            // The server's words go to the log, /health and dead letters: 300 characters at most,
+            // as an HTTP consumer's answer.
+            let said = text.isEmpty ? String(cString: natsStatus_GetText(status)) : String(text.prefix(300))
             if code == Int32(JSStreamMessageExceedsMaximumErr.rawValue) || status == NATS_MAX_PAYLOAD {
                 return .rejected(
                     reason: .brokerRejected, detail: "NATS refused event \(eventID): \(said)", bisectable: true)
@@ -229,7 +232,7 @@ public final class NATSSink: Sink {
             case NATS_NO_RESPONDERS:
                 return .retryable(
                     reason: .noResponders,
-                    detail: "no JetStream stream stores subject \(settings.subject.subject(for: placeholderEvent(eventID), hostID: settings.hostID)) (\(said))",
+                    detail: "no JetStream stream stores subject \(settings.subject.subject(for: event, hostID: settings.hostID)) (\(said))",
                     retryAfter: nil)
             case NATS_TIMEOUT:
                 return .retryable(reason: .timeout, detail: "NATS: \(said)", retryAfter: nil)
@@ -239,12 +242,6 @@ public final class NATSSink: Sink {
                 return .retryable(reason: .connectionClosed, detail: "NATS: \(said)", retryAfter: nil)
             }
         }
-    }
-
-    /// An event with only an id, for naming a subject in a message: the template's other
-    /// placeholders show as `_`.
-    private static func placeholderEvent(_ eventID: String) -> OutboxEvent {
-        OutboxEvent(eventID: eventID, eventType: "", instanceID: "", periodStart: 0, periodEnd: 0, payload: Data())
     }
 
     /// The library's text for `status` with the last error it recorded on this thread.

@@ -71,7 +71,7 @@ import Testing
             return
         }
         #expect(reason == .noResponders)
-        #expect(detail.contains("usage."))
+        #expect(detail.contains("subject usage._.u-1.vm-1 "), "\(detail)")
         // Once a stream exists, the same events go.
         let client = try JetStreamClient(urls: server.url)
         try client.addStream("USAGE", subjects: ["usage.>"])
@@ -92,6 +92,21 @@ import Testing
         }
         #expect(!detail.contains("s3cret") && detail.contains("***@127.0.0.1:\(port)"), "\(detail)")
         await sink.shutdown()
+    }
+
+    /// A server's error text is kept to 300 characters in what reaches the log, `/health` and the
+    /// dead letters, whatever the server sends.
+    @Test func aServersErrorTextIsBounded() throws {
+        let event = try FilledOutbox(events: 1).events[0]
+        let settings = NATSSink.Settings(servers: "nats://127.0.0.1:1", subject: Self.subject, hostID: "host-1")
+        let flood = String(repeating: "x", count: 100_000)
+        for code: Int32 in [10054, 10077] {
+            let outcome = NATSSink.outcome(of: .failed(status: 1, code: code, text: flood), event: event, settings: settings)
+            switch outcome {
+            case .rejected(_, let detail, _), .retryable(_, let detail, _): #expect(detail.count < 500, "\(detail.count)")
+            case .delivered: Issue.record("a refusal counted as delivered")
+            }
+        }
     }
 
     @Test func anUnreachableServerIsAConnectFailure() async throws {

@@ -125,11 +125,7 @@ public struct MeteringRecorder: Sendable {
         let events = step.events, gaps = step.gaps, baselines = step.baselines, alerts = step.thresholdEvents
         let thresholdStates = step.thresholdStates
         let changed = step.checkpointsToWrite.compactMap { id in step.state.checkpoints[id].map { (id, $0) } }
-        let usageEvents = try events.map { event in
-            OutboxEvent(
-                eventID: event.eventID, eventType: event.eventType, instanceID: event.instanceID,
-                periodStart: event.period.start, periodEnd: event.period.end, payload: try encoder.encode(event))
-        }
+        let usageEvents = try events.map { try OutboxEvent($0, encoder: encoder) }
         let gapRecords = gaps.map {
             GapRecord(instanceID: $0.instanceID, reason: $0.reason.rawValue, from: $0.from, to: $0.to, detail: $0.detail)
         }
@@ -145,7 +141,8 @@ public struct MeteringRecorder: Sendable {
         let alertEvents = try alerts.map { alert in
             OutboxEvent(
                 eventID: alert.eventID, eventType: ThresholdEvent.eventType, instanceID: alert.instanceID,
-                periodStart: alert.period.start, periodEnd: alert.period.end, payload: try alertEncoder.encode(alert))
+                periodStart: alert.period.start, periodEnd: alert.period.end, payload: try alertEncoder.encode(alert),
+                userID: alert.userID, orgID: alert.orgID)
         }
         let stateRecords = try thresholdStates.map { states in
             try states.keys.sorted().map { key in

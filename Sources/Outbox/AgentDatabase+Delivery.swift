@@ -79,7 +79,8 @@ extension AgentDatabase {
             let rows = try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
-                        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts
+                        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts,
+                               user_id, org_id
                         FROM events INDEXED BY events_due
                         WHERE next_attempt_at <= ? AND (period_end <= ? OR period_end > ?)
                         ORDER BY next_attempt_at, id LIMIT ?
@@ -97,7 +98,7 @@ extension AgentDatabase {
                         id: row[0],
                         event: OutboxEvent(
                             eventID: row[1], eventType: row[2], instanceID: row[3], periodStart: row[4], periodEnd: row[5],
-                            payload: payload),
+                            payload: payload, userID: row[8], orgID: row[9]),
                         attempts: (row[7] as Int) + 1))
             }
             if !leased.isEmpty {
@@ -145,12 +146,14 @@ extension AgentDatabase {
                 try db.execute(
                     sql: """
                         INSERT INTO dead_letters
-                            (event_id, event_type, instance_id, period_start, period_end, payload, attempts, reason, dead_at)
-                        SELECT event_id, event_type, instance_id, period_start, period_end, payload, attempts, ?, ?
+                            (event_id, event_type, instance_id, period_start, period_end, payload, attempts, reason, dead_at,
+                             user_id, org_id)
+                        SELECT event_id, event_type, instance_id, period_start, period_end, payload, attempts, ?, ?,
+                               user_id, org_id
                         FROM events WHERE id IN (\(list))
                         ON CONFLICT (event_id) DO UPDATE SET
                             payload = excluded.payload, attempts = excluded.attempts, reason = excluded.reason,
-                            dead_at = excluded.dead_at
+                            dead_at = excluded.dead_at, user_id = excluded.user_id, org_id = excluded.org_id
                         """,
                     arguments: StatementArguments([reason, now] as [any DatabaseValueConvertible]) + StatementArguments(chunk))
                 try db.execute(sql: "DELETE FROM events WHERE id IN (\(list))", arguments: StatementArguments(chunk))
@@ -163,9 +166,7 @@ extension AgentDatabase {
         try read("read dead letters") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id").map { row in
                 DeadLetter(
-                    event: OutboxEvent(
-                        eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
-                        periodStart: row["period_start"], periodEnd: row["period_end"], payload: row["payload"]),
+                    event: OutboxEvent(row: row),
                     attempts: row["attempts"], reason: row["reason"], deadAt: row["dead_at"])
             }
         }
@@ -189,9 +190,9 @@ extension AgentDatabase {
                 sql: """
                     INSERT INTO events
                         (event_id, event_type, instance_id, period_start, period_end, payload, created_at, attempts,
-                         next_attempt_at, last_error)
+                         next_attempt_at, last_error, user_id, org_id)
                     SELECT event_id, event_type, instance_id, period_start, period_end, payload, CAST(dead_at AS INTEGER),
-                           attempts, 0, 'replayed: ' || reason
+                           attempts, 0, 'replayed: ' || reason, user_id, org_id
                     FROM dead_letters \(filter) ORDER BY id
                     """,
                 arguments: arguments)
@@ -346,11 +347,11 @@ extension AgentDatabase {
                     try db.execute(
                         sql: """
                             INSERT INTO events (id, event_id, event_type, instance_id, period_start, period_end, payload,
-                                                created_at, attempts, next_attempt_at)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+                                                created_at, attempts, next_attempt_at, user_id, org_id)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)
                             """,
                         arguments: [ids.min(), merged.eventID, merged.eventType, merged.instanceID, merged.period.start,
-                                    merged.period.end, payload, merged.timestamp])
+                                    merged.period.end, payload, merged.timestamp, merged.userID, merged.orgID])
                 }
                 for entry in sorted {
                     // A run ends at a hole in time or where the owner or format changes.
@@ -385,5 +386,15 @@ func placeholders(_ count: Int) -> String {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+extension OutboxEvent {
+    /// The event in a row of `events` or `dead_letters`, read by column name.
+    init(row: Row) {
+        self.init(
+            eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
+            periodStart: row["period_start"], periodEnd: row["period_end"], payload: row["payload"],
+            userID: row["user_id"], orgID: row["org_id"])
     }
 }

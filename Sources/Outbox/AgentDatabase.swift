@@ -201,6 +201,9 @@ public struct AgentDatabase: Sendable {
         migrator.registerMigration("v6 event ids unique by period") { db in
             try db.execute(sql: eventIDsByPeriodSchema)
         }
+        migrator.registerMigration("v7 event owners") { db in
+            try db.execute(sql: eventOwnersSchema)
+        }
         return migrator
     }
 
@@ -248,6 +251,29 @@ public struct AgentDatabase: Sendable {
         CREATE INDEX events_due ON events (next_attempt_at, id);
 
         """ + eventsTriggers
+
+    /// Whom each event is billed to (v7): `user_id` and `org_id` beside the payload of pending
+    /// events and dead letters, so that a sink's subject or key (`sink.nats.subject`,
+    /// `sink.subject`) is read from the row instead of decoding every payload it sends; decoding
+    /// was a fifth of a NATS drain's CPU. Rows stored before are filled from their payloads by
+    /// SQLite's JSON functions: a string value is kept, anything else (absent, null, another type,
+    /// a payload that is not JSON) leaves the column NULL, as a decoder would have found nothing.
+    static let eventOwnersSchema = """
+        ALTER TABLE events ADD COLUMN user_id TEXT;
+        ALTER TABLE events ADD COLUMN org_id TEXT;
+        ALTER TABLE dead_letters ADD COLUMN user_id TEXT;
+        ALTER TABLE dead_letters ADD COLUMN org_id TEXT;
+        """ + ["events", "dead_letters"].map { table in
+            """
+            UPDATE \(table) SET
+                user_id = CASE WHEN json_type(CAST(payload AS TEXT), '$.user_id') = 'text'
+                    THEN json_extract(CAST(payload AS TEXT), '$.user_id') END,
+                org_id = CASE WHEN json_type(CAST(payload AS TEXT), '$.org_id') = 'text'
+                    THEN json_extract(CAST(payload AS TEXT), '$.org_id') END
+            WHERE json_valid(CAST(payload AS TEXT));
+
+            """
+        }.joined()
 
     /// Outbox bookkeeping in constant time (v5). The sampler reads the outbox's figures every
     /// sample and the shipper asks what falls due next every round; with 300,000 events pending,
@@ -360,13 +386,14 @@ public struct AgentDatabase: Sendable {
             if !commit.events.isEmpty {
                 let insert = try db.cachedStatement(
                     sql: """
-                        INSERT INTO events (event_id, event_type, instance_id, period_start, period_end, payload, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO events
+                            (event_id, event_type, instance_id, period_start, period_end, payload, created_at, user_id, org_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """)
                 for event in commit.events {
                     try insert.execute(
                         arguments: [event.eventID, event.eventType, event.instanceID, event.periodStart, event.periodEnd,
-                                    event.payload, now])
+                                    event.payload, now, event.userID, event.orgID])
                 }
             }
             for gap in commit.gaps {
@@ -435,11 +462,7 @@ public struct AgentDatabase: Sendable {
             } else {
                 rows = try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id")
             }
-            return rows.map { row in
-                OutboxEvent(
-                    eventID: row["event_id"], eventType: row["event_type"], instanceID: row["instance_id"],
-                    periodStart: row["period_start"], periodEnd: row["period_end"], payload: row["payload"])
-            }
+            return rows.map(OutboxEvent.init(row:))
         }
     }
 

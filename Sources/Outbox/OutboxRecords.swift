@@ -1,4 +1,5 @@
 public import Foundation
+public import UsageModel
 
 /// An event as the outbox stores it: the encoded wire bytes and what is needed to find it.
 public struct OutboxEvent: Sendable, Equatable {
@@ -9,14 +10,33 @@ public struct OutboxEvent: Sendable, Equatable {
     public var periodEnd: Int64
     /// The event in its wire version, exactly as it will be shipped.
     public var payload: Data
+    /// Whom the event's usage is billed to, as its payload says (`user_id`, `org_id`; either may
+    /// be absent): kept beside the payload so that a sink's subject or key needs no decoding.
+    public var userID: String?
+    public var orgID: String?
 
-    public init(eventID: String, eventType: String, instanceID: String, periodStart: Int64, periodEnd: Int64, payload: Data) {
+    public init(
+        eventID: String, eventType: String, instanceID: String, periodStart: Int64, periodEnd: Int64, payload: Data,
+        userID: String? = nil, orgID: String? = nil
+    ) {
         self.eventID = eventID
         self.eventType = eventType
         self.instanceID = instanceID
         self.periodStart = periodStart
         self.periodEnd = periodEnd
         self.payload = payload
+        self.userID = userID
+        self.orgID = orgID
+    }
+}
+
+extension OutboxEvent {
+    /// A usage event as the outbox stores it, encoded by `encoder`.
+    public init(_ event: UsageEvent, encoder: UsageEventEncoder) throws {
+        self.init(
+            eventID: event.eventID, eventType: event.eventType, instanceID: event.instanceID,
+            periodStart: event.period.start, periodEnd: event.period.end, payload: try encoder.encode(event),
+            userID: event.userID, orgID: event.orgID)
     }
 }
 

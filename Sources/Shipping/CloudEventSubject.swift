@@ -20,30 +20,24 @@ public enum CloudEventSubject: String, Sendable, CaseIterable {
         }
     }
 
-    /// The subject of `event`: its instance id from the outbox row, or the user or organisation
-    /// read from the stored event (every event type carries `user_id` and `org_id`).
+    /// The subject of `event`: its instance id, user or organisation from the outbox row (every
+    /// event type carries `user_id` and `org_id`; the outbox keeps them beside the payload).
     public func value(for event: OutboxEvent) throws(Missing) -> String {
         let value: String?
         switch self {
         case .instanceID: value = event.instanceID
-        case .userID: value = EventFields(of: event)?.userID
-        case .orgID: value = EventFields(of: event)?.orgID
+        case .userID: value = event.userID
+        case .orgID: value = event.orgID
         }
         guard let value, !value.isEmpty else { throw Missing(eventID: event.eventID, subject: self) }
         return value
     }
 }
 
-/// What a sink reads from a stored event besides its outbox row: whom its usage is billed to
-/// (every event type carries `user_id` and `org_id`, either may be absent) and its schema version.
+/// What a sink reads from a stored event besides its outbox row: its schema version (the Kafka
+/// sink's `schema-version` header).
 struct EventFields: Decodable {
-    let userID: String?
-    let orgID: String?
     let version: String?
-
-    enum CodingKeys: String, CodingKey {
-        case userID = "user_id", orgID = "org_id", version
-    }
 
     /// The event's schema version. The agent writes its events with sorted keys, and `version`
     /// sorts last among the keys of every event type, so the payload ends `,"version":"1.0"}`:

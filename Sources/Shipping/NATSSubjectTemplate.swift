@@ -80,14 +80,8 @@ public struct NATSSubjectTemplate: Sendable, Equatable, CustomStringConvertible 
         self.parts = parts
     }
 
-    /// Whether rendering reads the event's `user_id` or `org_id` (which costs decoding it).
-    var readsBilledIDs: Bool {
-        parts.contains { $0 == .field(.userID) || $0 == .field(.orgID) }
-    }
-
     /// The subject of `event` from the host `hostID`.
     public func subject(for event: OutboxEvent, hostID: String) -> String {
-        let billed = readsBilledIDs ? EventFields(of: event) : nil
         var subject = ""
         for part in parts {
             switch part {
@@ -97,8 +91,8 @@ public struct NATSSubjectTemplate: Sendable, Equatable, CustomStringConvertible 
                 switch field {
                 case .hostID: value = hostID
                 case .instanceID: value = event.instanceID
-                case .userID: value = billed?.userID
-                case .orgID: value = billed?.orgID
+                case .userID: value = event.userID
+                case .orgID: value = event.orgID
                 case .eventType: value = event.eventType
                 }
                 subject += Self.token(value)

@@ -134,9 +134,7 @@ struct OutboxBench: AsyncParsableCommand {
                     memoryGB: varied(index, 3) * 64, memoryPercent: varied(index, 4) * 100, storageGB: varied(index, 5) * 500,
                     networkEgressMB: varied(index, 6) * 100, networkIngressMB: varied(index, 7) * 100),
                 timestamp: start + 30)
-            return OutboxEvent(
-                eventID: event.eventID, eventType: event.eventType, instanceID: instance, periodStart: start,
-                periodEnd: start + 30, payload: try encoder.encode(event))
+            return try OutboxEvent(event, encoder: encoder)
         }
     }
 

@@ -17,9 +17,7 @@ import UsageModel
             let event = UsageEvent(
                 hostID: "h", instanceID: "vm-1", userID: "u", orgID: nil, period: period, metrics: UsageMetrics(),
                 timestamp: period.end)
-            return OutboxEvent(
-                eventID: event.eventID, eventType: event.eventType, instanceID: "vm-1", periodStart: period.start,
-                periodEnd: period.end, payload: try UsageEventEncoder().encode(event))
+            return try OutboxEvent(event, encoder: UsageEventEncoder())
         }
         try database.commit(MeteringCommit(events: events))
         let leased = try database.lease(now: 0, maxEvents: 2, maxBytes: 1 << 20)

@@ -40,9 +40,7 @@ import UsageModel
     }
 
     static func outboxEvent(_ event: UsageEvent) throws -> OutboxEvent {
-        OutboxEvent(
-            eventID: event.eventID, eventType: event.eventType, instanceID: event.instanceID,
-            periodStart: event.period.start, periodEnd: event.period.end, payload: try UsageEventEncoder().encode(event))
+        try OutboxEvent(event, encoder: UsageEventEncoder())
     }
 
     /// Commits events of every instance, interleaved (a, b, c, a, b, c, …, as the sampler writes them),
@@ -89,6 +87,7 @@ import UsageModel
             #expect(row.eventType == event.eventType, sourceLocation: sourceLocation)
             #expect(row.instanceID == event.instanceID, sourceLocation: sourceLocation)
             #expect(row.periodStart == event.period.start && row.periodEnd == event.period.end, sourceLocation: sourceLocation)
+            #expect(row.userID == event.userID && row.orgID == event.orgID, sourceLocation: sourceLocation)
             return (row, event)
         }
     }

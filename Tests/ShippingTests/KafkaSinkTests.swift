@@ -25,9 +25,7 @@ import UsageModel
             let event = UsageEvent(
                 hostID: "host-1", instanceID: instance, userID: "u-1", orgID: nil, period: Period(start: start, end: start + 30),
                 metrics: UsageMetrics(cpuSeconds: Int64(index % 11), memoryGB: 1.5, storageGB: 20), timestamp: start + 30)
-            return OutboxEvent(
-                eventID: event.eventID, eventType: event.eventType, instanceID: instance, periodStart: start,
-                periodEnd: start + 30, payload: try encoder.encode(event))
+            return try OutboxEvent(event, encoder: encoder)
         }
     }
 

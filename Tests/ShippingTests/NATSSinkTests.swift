@@ -324,10 +324,10 @@ import Testing
 }
 
 @Suite struct NATSSubjectTemplateTests {
-    func event(instance: String, payload: String = #"{"user_id":"u 1","org_id":"o.1"}"#) -> OutboxEvent {
+    func event(instance: String, userID: String? = "u 1", orgID: String? = "o.1") -> OutboxEvent {
         OutboxEvent(
             eventID: "e-1", eventType: "resource_usage", instanceID: instance, periodStart: 0, periodEnd: 30,
-            payload: Data(payload.utf8))
+            payload: Data("{}".utf8), userID: userID, orgID: orgID)
     }
 
     @Test func placeholdersBecomeOneTokenEach() throws {
@@ -335,7 +335,7 @@ import Testing
         #expect(
             template.subject(for: event(instance: "a.b*c>d"), hostID: "h%1")
                 == "hm.h%251.resource_usage.o%2E1.u%201.vm-a%2Eb%2Ac%3Ed")
-        #expect(template.subject(for: event(instance: "vm-7", payload: "{}"), hostID: "h") == "hm.h.resource_usage._._.vm-vm-7")
+        #expect(template.subject(for: event(instance: "vm-7", userID: nil, orgID: ""), hostID: "h") == "hm.h.resource_usage._._.vm-vm-7")
         // Multi-byte text is escaped byte by byte.
         #expect(NATSSubjectTemplate.token("é") == "%C3%A9")
         #expect(NATSSubjectTemplate.token(nil) == "_")

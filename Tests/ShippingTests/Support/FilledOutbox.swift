@@ -28,10 +28,7 @@ struct FilledOutbox {
                 hostID: "host-1", instanceID: instance, userID: "u-1", orgID: org(index), period: period,
                 metrics: UsageMetrics(cpuSeconds: Int64(index % 7), memoryGB: 1.5, storageGB: 20), timestamp: period.end)
             ids.append(event.eventID)
-            events.append(
-                OutboxEvent(
-                    eventID: event.eventID, eventType: event.eventType, instanceID: instance,
-                    periodStart: period.start, periodEnd: period.end, payload: try encoder.encode(event)))
+            events.append(try OutboxEvent(event, encoder: encoder))
         }
         try database.commit(MeteringCommit(events: events))
         eventIDs = ids

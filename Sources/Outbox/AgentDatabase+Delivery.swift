@@ -76,7 +76,9 @@ extension AgentDatabase {
         try write("lease events", durability: .durableIf { db in
             try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM events WHERE next_attempt_at = 0)")) ?? true
         }) { db in
-            let rows = try Row.fetchAll(
+            // A cursor reads each row in place; `fetchAll` would copy every row, payload included,
+            // before it is read.
+            let rows = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
                         SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts,
@@ -89,7 +91,7 @@ extension AgentDatabase {
             var leased: [LeasedEvent] = []
             var bytes = 0
             // Columns by position, in the SELECT's order: a lookup by name folds its case per row.
-            for row in rows {
+            while let row = try rows.next() {
                 let payload: Data = row[6]
                 if !leased.isEmpty, bytes + payload.count > maxBytes { break }
                 bytes += payload.count

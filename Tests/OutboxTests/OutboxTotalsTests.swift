@@ -74,15 +74,17 @@ import UsageModel
             try database.acknowledge([Int64(stored.count)])
             let expected = try database.recountedStats()
             let events = try database.events()
-            // Back to v4: the v5 objects gone, as an older agent left the file.
+            // Back to v4: the v5 objects (and v7's columns) gone, as an older agent left the file.
             try database.writer.write { db in
                 try db.execute(
                     sql: """
+                        ALTER TABLE events DROP COLUMN user_id; ALTER TABLE events DROP COLUMN org_id;
+                        ALTER TABLE dead_letters DROP COLUMN user_id; ALTER TABLE dead_letters DROP COLUMN org_id;
                         DROP TABLE outbox_totals; DROP INDEX events_due; DROP INDEX IF EXISTS events_period_start;
                         DROP TRIGGER events_counted_in; DROP TRIGGER events_counted_out; DROP TRIGGER events_recounted;
                         DROP TRIGGER dead_letters_counted_in; DROP TRIGGER dead_letters_counted_out;
                         DROP TRIGGER dead_letters_recounted;
-                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %' OR identifier LIKE 'v6 %';
+                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %' OR identifier LIKE 'v6 %' OR identifier LIKE 'v7 %';
                         PRAGMA user_version = 4;
                         """)
             }

@@ -1,6 +1,8 @@
+import EventThreads
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// How a delivery loop retries and protects its endpoint.
 struct DeliveryPolicy: Sendable {
@@ -48,6 +50,13 @@ struct DeliveryEndpoint: Sendable {
 /// waits. Between rounds the loop sleeps on the monotonic clock until the source's next due time,
 /// a retry, the pause or the breaker's half-open time falls due, or a `WakeUp` ends the sleep (the
 /// outbox's commits wake the shipper), at most `longestWaitSeconds`: an idle loop does not wake.
+///
+/// Draining a backlog, the loop takes the next batch while the current one is being sent
+/// (`DeliverySource.takesAhead`): the send runs on a thread of its own (`SendThread`) while the
+/// loop's thread leases the batch after it, so the outbox's transaction and the endpoint's
+/// round trip overlap. The batch taken ahead goes next round whatever became of the one before it
+/// (as it would have: a failed batch waits for its retry and the next one goes at once), after the
+/// pause, the breaker and the rate cap allow it. Taking ahead waits while a rate cap applies.
 struct DeliveryLoop<Source: DeliverySource> {
     var source: Source
     let send: @Sendable ([Source.Item]) async -> ShipOutcome
@@ -71,15 +80,20 @@ struct DeliveryLoop<Source: DeliverySource> {
     /// capped: it is short, and what it leaves stays in the source for the next start.
     var rate: DrainRate?
     var draining = false
+    /// The batch taken while the one before it was being sent: the next round sends it.
+    var takenAhead: [Source.Item] = []
+    /// Where a send runs while the loop takes the batch after it.
+    let sendThread: SendThread
 
     init(
         source: Source, policy: DeliveryPolicy, endpoint: DeliveryEndpoint, logger: Logger, status: DeliveryStatus,
         wakeUp: WakeUp = WakeUp(), now: @escaping @Sendable () -> Double,
         onAttempt: @escaping @Sendable (ShipAttempt) -> Void = { _ in },
         onRefused: @escaping @Sendable (Int) -> Void = { _ in },
-        roundStarted: @escaping @Sendable () async -> Void = {},
+        roundStarted: @escaping @Sendable () async -> Void = {}, sendThreadName: String = "hm-send",
         send: @escaping @Sendable ([Source.Item]) async -> ShipOutcome
     ) {
+        self.sendThread = SendThread(name: sendThreadName)
         self.source = source
         self.policy = policy
         self.endpoint = endpoint
@@ -116,6 +130,8 @@ struct DeliveryLoop<Source: DeliverySource> {
         while !Task.isCancelled, ContinuousClock.now < deadline {
             if await step() > 0 { break }
         }
+        // A batch still taken ahead stays leased in the source and goes at the next start.
+        sendThread.finish()
     }
 
     /// No wait may end later than its cap from `now`: Retry-After pauses and retries wait at most
@@ -156,17 +172,23 @@ struct DeliveryLoop<Source: DeliverySource> {
         if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.longestWaitSeconds) }
         if !draining, let wait = rate?.wait(now: now), wait > 0 { return min(wait, policy.longestWaitSeconds) }
         let batch: [Source.Item]
-        do {
-            batch = try source.take(now: now)
-        } catch {
-            logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
-            return min(policy.retry.baseSeconds, policy.longestWaitSeconds)
+        if !takenAhead.isEmpty {
+            batch = takenAhead
+            takenAhead = []
+        } else {
+            do {
+                batch = try source.take(now: now)
+            } catch {
+                logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+                return min(policy.retry.baseSeconds, policy.longestWaitSeconds)
+            }
         }
         guard !batch.isEmpty else { return idleWait(now: now) }
         let before = breaker.state
         _ = breaker.allowsRequest(now: now)
         rate?.spend(batch.count, now: now)
-        if await deliver(batch) {
+        let takingAhead = (rate == nil || draining) && source.takesAhead(after: batch)
+        if await deliver(batch, takingAhead: takingAhead ? now : nil) {
             breaker.recordSuccess()
         } else {
             breaker.recordFailure(now: self.now(), jitter: Double.random(in: 0..<1, using: &random))
@@ -205,10 +227,11 @@ struct DeliveryLoop<Source: DeliverySource> {
     static var shortestWait: Double { 0.01 }
 
     /// Sends a batch and records what became of each item. Returns whether the endpoint answered
-    /// (took or refused it), as opposed to failing or not being reached.
-    mutating func deliver(_ batch: [Source.Item]) async -> Bool {
+    /// (took or refused it), as opposed to failing or not being reached. With `takingAhead` (the
+    /// round's time), the batch after it is taken while it is being sent.
+    mutating func deliver(_ batch: [Source.Item], takingAhead: Double? = nil) async -> Bool {
         let started = ContinuousClock.now
-        let outcome = await send(batch)
+        let outcome = if let now = takingAhead { await send(batch, takingAheadAt: now) } else { await send(batch) }
         let elapsed = ContinuousClock.now - started
         status.update { $0.requests += 1 }
         let failure: ShipFailureReason? =
@@ -271,6 +294,22 @@ struct DeliveryLoop<Source: DeliverySource> {
         }
     }
 
+    /// Sends `batch` on the send thread while this one takes the batch after it.
+    private mutating func send(_ batch: [Source.Item], takingAheadAt now: Double) async -> ShipOutcome {
+        let (send, executor) = (self.send, sendThread.executor)
+        return await withTaskGroup(of: ShipOutcome.self) { group in
+            group.addTask(executorPreference: executor) { await send(batch) }
+            do {
+                takenAhead = try source.take(now: now, after: batch)
+            } catch {
+                // Nothing is lost: the next round takes what is due the usual way.
+                logger.error("cannot read what is due", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
+            }
+            guard let outcome = await group.next() else { preconditionFailure("the send is the group's one task") }
+            return outcome
+        }
+    }
+
     /// A retryable failure: the batch is due again after a full-jitter backoff (at least the
     /// Retry-After, which also pauses all sending).
     private mutating func retryLater(
@@ -298,5 +337,35 @@ struct DeliveryLoop<Source: DeliverySource> {
             metadata: ["sink.type": "\(endpoint.type())", "ship.reason": "\(reason.rawValue)",
                        "ship.events": "\(batch.count)", "retry.in_seconds": "\(Int(delay.rounded()))",
                        "error": "\(detail)"])
+    }
+}
+
+/// The thread a delivery loop's sends run on while the loop takes the next batch. Made at the first
+/// such send (a loop that never drains a backlog has none) and ended with the loop. A sink may
+/// block its thread for the whole send (the NATS and Kafka clients wait for acknowledgements in C),
+/// so it is a thread of its own, not one of Swift's shared pool.
+final class SendThread: Sendable {
+    let name: String
+    private let thread = Mutex<EventThread?>(nil)
+
+    init(name: String) {
+        self.name = name
+    }
+
+    var executor: EventThread {
+        thread.withLock { thread in
+            if let thread { return thread }
+            let made = EventThread(name: name)
+            thread = made
+            return made
+        }
+    }
+
+    /// Lets the thread end once its last send is done.
+    func finish() {
+        thread.withLock { thread in
+            thread?.finish()
+            thread = nil
+        }
     }
 }

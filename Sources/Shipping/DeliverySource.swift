@@ -24,6 +24,15 @@ protocol DeliverySource {
     /// The next batch of due items, oldest first; empty when nothing is due.
     mutating func take(now: Double) throws -> [Item]
 
+    /// Whether another batch is likely due right after `batch` (it was a full one): the loop then
+    /// takes it (`take(now:after:)`) while `batch` is being sent, instead of after.
+    func takesAhead(after batch: [Item]) -> Bool
+
+    /// The batch that follows `inFlight`, taken while `inFlight` is still being sent and its outcome
+    /// not recorded: the due items after it, never one of its own. The loop sends it next round,
+    /// whatever becomes of `inFlight`.
+    mutating func take(now: Double, after inFlight: [Item]) throws -> [Item]
+
     /// The wall time at which the source next has work for the loop: its earliest pending item
     /// falls due, or a chore of its own (the outbox prunes audit records hourly); nil when nothing
     /// is pending. The loop sleeps until then unless woken, so a source that gains items outside
@@ -51,4 +60,6 @@ protocol DeliverySource {
 extension DeliverySource {
     func prepare(now: Double) {}
     func startDrain() {}
+    func takesAhead(after batch: [Item]) -> Bool { false }
+    func take(now: Double, after inFlight: [Item]) throws -> [Item] { [] }
 }

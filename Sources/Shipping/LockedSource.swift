@@ -21,6 +21,10 @@ final class LockedSource<Base: DeliverySource>: DeliverySource, Sendable {
 
     func prepare(now: Double) { base.withLock { $0.prepare(now: now) } }
     func take(now: Double) throws -> [Item] { try base.withLock { try $0.take(now: now) } }
+    func takesAhead(after batch: [Item]) -> Bool { base.withLock { $0.takesAhead(after: batch) } }
+    func take(now: Double, after inFlight: [Item]) throws -> [Item] {
+        try base.withLock { try $0.take(now: now, after: inFlight) }
+    }
     func nextWorkAt(now: Double) throws -> Double? { try base.withLock { try $0.nextWorkAt(now: now) } }
     func acknowledge(_ batch: [Item], now: Double) throws { try base.withLock { try $0.acknowledge(batch, now: now) } }
     func retry(_ batch: [Item], at time: Double, error: String) throws {

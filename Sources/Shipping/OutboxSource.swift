@@ -33,6 +33,22 @@ struct OutboxSource: DeliverySource {
             now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes, holdSeconds: holdSeconds)
     }
 
+    /// A full batch (by count, or nine tenths of the bytes) leaves more behind it as a rule: a
+    /// backlog's drain. The batch of a quiet period is not full, and nothing is taken ahead.
+    func takesAhead(after batch: [LeasedEvent]) -> Bool {
+        batch.count >= settings.batchMaxEvents
+            || batch.reduce(0) { $0 + $1.event.payload.count } >= settings.batchMaxBytes / 10 * 9
+    }
+
+    /// The lease after the batch in flight (`AgentDatabase.lease(after:)`): that batch keeps its due
+    /// times until its outcome is recorded, so it is passed over.
+    func take(now: Double, after inFlight: [LeasedEvent]) throws -> [LeasedEvent] {
+        guard let last = inFlight.last else { return try take(now: now) }
+        return try database.lease(
+            now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes, holdSeconds: holdSeconds,
+            after: last)
+    }
+
     /// The next retry, never-offered event (due at 0) or end of a pacing hold, or the next pruning.
     func nextWorkAt(now: Double) throws -> Double? {
         let due = try database.nextLeaseAt(now: now, holdSeconds: holdSeconds)

@@ -131,7 +131,7 @@ extension DeliveryLoop where Source == OutboxSource {
                 itemsKey: "event.ids"),
             logger: service.logger, status: service.status, wakeUp: wakeUp, now: service.now,
             onAttempt: service.onAttempt,
-            onRefused: service.onDeadLettered, roundStarted: { await slot.shutDownRetired() },
+            onRefused: service.onDeadLettered, roundStarted: { await slot.shutDownRetired() }, sendThreadName: "hm-ship-send",
             send: { batch in await slot.current.send(batch.map(\.event)) })
     }
 }

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import Outbox
+import Synchronization
+import Testing
+
+@testable import Shipping
+
+/// Draining a backlog, the shipper leases the next batch while the current one is being sent, on a
+/// thread of its own; the batch taken ahead goes whatever became of the one before it, and every
+/// event is delivered exactly once.
+@Suite struct ShipperTakeAheadTests {
+    /// Answers each send with the next scripted outcome (then `.delivered`), and records what it was
+    /// sent and how many events of the outbox were leased while each send was under way.
+    final class ScriptedSink: Sink {
+        let type = "scripted"
+        let database: AgentDatabase
+        let script: Mutex<[ShipOutcome]>
+        let sent = Mutex<[(events: [String], delivered: Bool, leasedDuringSend: Int, thread: String)]>([])
+
+        init(database: AgentDatabase, script: [ShipOutcome]) {
+            self.database = database
+            self.script = Mutex(script)
+        }
+
+        func send(_ batch: [OutboxEvent]) async -> ShipOutcome {
+            // The first two sends wait (10 s at most: a loaded machine) for the loop to lease the
+            // next batch while they are out.
+            let waits = sent.withLock { $0.count < 2 }
+            let before = (try? database.stats().attemptedEvents) ?? 0
+            var leased = before
+            for _ in 0..<(waits ? 2_000 : 0) where leased == before {
+                try? await Task.sleep(for: .milliseconds(5))
+                leased = (try? database.stats().attemptedEvents) ?? 0
+            }
+            let outcome = script.withLock { $0.isEmpty ? .delivered : $0.removeFirst() }
+            let thread = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+            let delivered = if case .delivered = outcome { true } else { false }
+            sent.withLock {
+                $0.append((batch.map(\.eventID), delivered, leased - before, thread.trimmingCharacters(in: .whitespacesAndNewlines)))
+            }
+            return outcome
+        }
+
+        func shutdown() async {}
+    }
+
+    @Test func theNextBatchIsLeasedDuringTheSendAndEveryEventGoesOnce() async throws {
+        let outbox = try FilledOutbox(events: 35)
+        let sink = ScriptedSink(
+            database: outbox.database,
+            script: [.delivered, .retryable(reason: .timeout, detail: "no answer", retryAfter: nil)])
+        let service = ShipperService(
+            database: outbox.database, sink: sink,
+            settings: ShipperSettings(
+                batchMaxEvents: 10, retry: RetryPolicy(baseSeconds: 0.05, capSeconds: 0.1), failureThreshold: 100,
+                openSeconds: 0.1, longestWaitSeconds: 0.05, drainSeconds: 0),
+            logger: ShipperIntegrationTests.quietLogger)
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try outbox.database.stats().pendingEvents > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        _ = try? await task.value
+
+        #expect(try outbox.database.stats().pendingEvents == 0)
+        let sends = sink.sent.withLock { $0 }
+        let delivered = sends.filter(\.delivered).flatMap(\.events)
+        #expect(delivered.sorted() == outbox.eventIDs.sorted(), "every event delivered once")
+        #expect(delivered.count == 35)
+        // Batches 1 and 2 were full: the one after each was leased while it was out, on the send thread.
+        #expect(sends.count >= 5)
+        #expect(sends[0].events == Array(outbox.eventIDs[0..<10]) && sends[0].leasedDuringSend == 10)
+        #expect(sends[1].events == Array(outbox.eventIDs[10..<20]) && !sends[1].delivered && sends[1].leasedDuringSend == 10)
+        #expect(sends[0].thread == "hm-ship-send")
+        // The batch taken ahead of the failed one went next, then the rest, then the retry.
+        #expect(sends[2].events == Array(outbox.eventIDs[20..<30]) && sends[2].delivered)
+        #expect(sends[3].events == Array(outbox.eventIDs[30..<35]))
+        #expect(sends.last?.events == Array(outbox.eventIDs[10..<20]) && sends.last?.delivered == true)
+    }
+}

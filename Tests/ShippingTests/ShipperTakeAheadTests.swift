@@ -17,19 +17,21 @@ import Testing
         let database: AgentDatabase
         let script: Mutex<[ShipOutcome]>
         let sent = Mutex<[(events: [String], delivered: Bool, leasedDuringSend: Int, thread: String)]>([])
+        /// Events leased, the batch in flight with the one taken ahead, that the first two sends wait for.
+        let leasedWithNext: Int
 
-        init(database: AgentDatabase, script: [ShipOutcome]) {
+        init(database: AgentDatabase, script: [ShipOutcome], leasedWithNext: Int) {
             self.database = database
+            self.leasedWithNext = leasedWithNext
             self.script = Mutex(script)
         }
 
         func send(_ batch: [OutboxEvent]) async -> ShipOutcome {
             // The first two sends wait (10 s at most: a loaded machine) for the loop to lease the
-            // next batch while they are out.
+            // next batch while they are out (it may have done so before this send began).
             let waits = sent.withLock { $0.count < 2 }
-            let before = (try? database.stats().attemptedEvents) ?? 0
-            var leased = before
-            for _ in 0..<(waits ? 2_000 : 0) where leased == before {
+            var leased = (try? database.stats().attemptedEvents) ?? 0
+            for _ in 0..<(waits ? 2_000 : 0) where leased < leasedWithNext {
                 try? await Task.sleep(for: .milliseconds(5))
                 leased = (try? database.stats().attemptedEvents) ?? 0
             }
@@ -37,7 +39,7 @@ import Testing
             let thread = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
             let delivered = if case .delivered = outcome { true } else { false }
             sent.withLock {
-                $0.append((batch.map(\.eventID), delivered, leased - before, thread.trimmingCharacters(in: .whitespacesAndNewlines)))
+                $0.append((batch.map(\.eventID), delivered, leased, thread.trimmingCharacters(in: .whitespacesAndNewlines)))
             }
             return outcome
         }
@@ -49,7 +51,7 @@ import Testing
         let outbox = try FilledOutbox(events: 35)
         let sink = ScriptedSink(
             database: outbox.database,
-            script: [.delivered, .retryable(reason: .timeout, detail: "no answer", retryAfter: nil)])
+            script: [.delivered, .retryable(reason: .timeout, detail: "no answer", retryAfter: nil)], leasedWithNext: 20)
         let service = ShipperService(
             database: outbox.database, sink: sink,
             settings: ShipperSettings(
@@ -69,10 +71,11 @@ import Testing
         let delivered = sends.filter(\.delivered).flatMap(\.events)
         #expect(delivered.sorted() == outbox.eventIDs.sorted(), "every event delivered once")
         #expect(delivered.count == 35)
-        // Batches 1 and 2 were full: the one after each was leased while it was out, on the send thread.
+        // Batches 1 and 2 were full: the one after each was leased while it was out (the outbox held
+        // both leased, 20 events), on the send thread.
         #expect(sends.count >= 5)
-        #expect(sends[0].events == Array(outbox.eventIDs[0..<10]) && sends[0].leasedDuringSend == 10)
-        #expect(sends[1].events == Array(outbox.eventIDs[10..<20]) && !sends[1].delivered && sends[1].leasedDuringSend == 10)
+        #expect(sends[0].events == Array(outbox.eventIDs[0..<10]) && sends[0].leasedDuringSend == 20)
+        #expect(sends[1].events == Array(outbox.eventIDs[10..<20]) && !sends[1].delivered && sends[1].leasedDuringSend == 20)
         #expect(sends[0].thread == "hm-ship-send")
         // The batch taken ahead of the failed one went next, then the rest, then the retry.
         #expect(sends[2].events == Array(outbox.eventIDs[20..<30]) && sends[2].delivered)

@@ -56,7 +56,9 @@ struct DeliveryEndpoint: Sendable {
 /// loop's thread leases the batch after it, so the outbox's transaction and the endpoint's
 /// round trip overlap. The batch taken ahead goes next round whatever became of the one before it
 /// (as it would have: a failed batch waits for its retry and the next one goes at once), after the
-/// pause, the breaker and the rate cap allow it. Taking ahead waits while a rate cap applies.
+/// pause, the breaker and the rate cap allow it. Taking ahead waits while a rate cap applies. The
+/// acknowledgement of a delivered batch is recorded during the next send too, when one follows at
+/// once: before anything else is taken, waited for or ended.
 struct DeliveryLoop<Source: DeliverySource> {
     var source: Source
     let send: @Sendable ([Source.Item]) async -> ShipOutcome
@@ -82,6 +84,9 @@ struct DeliveryLoop<Source: DeliverySource> {
     var draining = false
     /// The batch taken while the one before it was being sent: the next round sends it.
     var takenAhead: [Source.Item] = []
+    /// A delivered batch whose acknowledgement the source records during the next send, and when
+    /// it was delivered.
+    var unacknowledged: (batch: [Source.Item], at: Double)?
     /// Where a send runs while the loop takes the batch after it.
     let sendThread: SendThread
 
@@ -131,6 +136,7 @@ struct DeliveryLoop<Source: DeliverySource> {
             if await step() > 0 { break }
         }
         // A batch still taken ahead stays leased in the source and goes at the next start.
+        recordAcknowledgement()
         sendThread.finish()
     }
 
@@ -164,13 +170,24 @@ struct DeliveryLoop<Source: DeliverySource> {
     /// (0: go on at once).
     mutating func step() async -> Double {
         await roundStarted()
+        // An acknowledgement waits for the next send only when one goes this round.
+        if takenAhead.isEmpty { recordAcknowledgement() }
         let now = self.now()
         if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
         previousNow = now
         source.prepare(now: now)
-        if now < pausedUntil { return min(pausedUntil - now, policy.longestWaitSeconds) }
-        if let until = breaker.blockedUntil(now: now) { return min(until - now, policy.longestWaitSeconds) }
-        if !draining, let wait = rate?.wait(now: now), wait > 0 { return min(wait, policy.longestWaitSeconds) }
+        if now < pausedUntil {
+            recordAcknowledgement()
+            return min(pausedUntil - now, policy.longestWaitSeconds)
+        }
+        if let until = breaker.blockedUntil(now: now) {
+            recordAcknowledgement()
+            return min(until - now, policy.longestWaitSeconds)
+        }
+        if !draining, let wait = rate?.wait(now: now), wait > 0 {
+            recordAcknowledgement()
+            return min(wait, policy.longestWaitSeconds)
+        }
         let batch: [Source.Item]
         if !takenAhead.isEmpty {
             batch = takenAhead
@@ -247,7 +264,12 @@ struct DeliveryLoop<Source: DeliverySource> {
         do {
             switch outcome {
             case .delivered:
-                try source.acknowledge(batch, now: now)
+                // Another batch goes at once: its send covers this acknowledgement's transaction.
+                if takingAhead != nil, !takenAhead.isEmpty {
+                    unacknowledged = (batch, now)
+                } else {
+                    try source.acknowledge(batch, now: now)
+                }
                 status.update {
                     $0.delivered += batch.count
                     $0.lastDeliveryAt = now
@@ -299,6 +321,7 @@ struct DeliveryLoop<Source: DeliverySource> {
         let (send, executor) = (self.send, sendThread.executor)
         return await withTaskGroup(of: ShipOutcome.self) { group in
             group.addTask(executorPreference: executor) { await send(batch) }
+            recordAcknowledgement()
             do {
                 takenAhead = try source.take(now: now, after: batch)
             } catch {
@@ -307,6 +330,18 @@ struct DeliveryLoop<Source: DeliverySource> {
             }
             guard let outcome = await group.next() else { preconditionFailure("the send is the group's one task") }
             return outcome
+        }
+    }
+
+    /// Records the acknowledgement left for the next send (`unacknowledged`). Should it fail, the
+    /// batch stays pending in the source and goes again: delivery is at least once.
+    mutating func recordAcknowledgement() {
+        guard let (batch, at) = unacknowledged else { return }
+        unacknowledged = nil
+        do {
+            try source.acknowledge(batch, now: at)
+        } catch {
+            logger.error("cannot record a delivery outcome", metadata: ["sink.type": "\(endpoint.type())", "error": "\(error)"])
         }
     }
 

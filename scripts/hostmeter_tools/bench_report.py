@@ -317,6 +317,19 @@ def bench_sections(
             "drain_nats_server": "Debian's nats-server with JetStream, file storage, one replica (127.0.0.1)",
             "drain_kafka_events_per_second": outbox_kafka["drain_events_per_second"] if outbox_kafka else None,
             "drain_kafka_cluster": "librdkafka's mock cluster, 3 brokers, 4 partitions replicated 3 times (127.0.0.1)",
+            # The same drains from their first acknowledged batch on (the sink connected: a Kafka
+            # producer's first batch waits up to a second for librdkafka's broker threads), and how
+            # long that first batch took.
+            "drain_steady_events_per_second": {
+                name: run.get("drain_steady_events_per_second")
+                for name, run in (("file", outbox_file), ("http_null", outbox_null), ("nats", outbox_nats), ("kafka", outbox_kafka))
+                if run
+            },
+            "drain_first_batch_seconds": {
+                name: run.get("drain_first_batch_seconds")
+                for name, run in (("file", outbox_file), ("http_null", outbox_null), ("nats", outbox_nats), ("kafka", outbox_kafka))
+                if run
+            },
             "database_synchronous": outbox_file["database_synchronous"],
             # Request body bytes per event for each HTTP sink, plain and gzip (sink.compression).
             "wire_bytes_per_event": outbox_file.get("wire_bytes_per_event"),

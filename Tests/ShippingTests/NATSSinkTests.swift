@@ -246,6 +246,47 @@ import Testing
         #expect(try client.messages("USAGE").count == 3)
     }
 
+    /// Decentralized authentication: a `.creds` file (a user JWT signed by an account the server's
+    /// operator vouches for, and the user's seed) authenticates; the same made by an account the
+    /// operator does not know is refused as an authentication failure.
+    @Test func aCredentialsFileAuthenticatesAndOneOfAnUnknownAccountDoesNot() async throws {
+        let directory = scratch("creds")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let trust = try NATSOperator()
+        let good = directory.appendingPathComponent("hostmeter.creds")
+        let stranger = directory.appendingPathComponent("stranger.creds")
+        try trust.credentials().write(to: good, atomically: true, encoding: .utf8)
+        try trust.credentials(signedBy: try NKeyPair(role: .account)).write(to: stranger, atomically: true, encoding: .utf8)
+        let server = try NATSServer(directory: directory.appendingPathComponent("server"), extraConfig: trust.serverConfig)
+        try server.start()
+        defer { server.kill9() }
+        let client = try JetStreamClient(urls: server.url, credentialsFile: good.path)
+        try client.addStream("USAGE", subjects: ["usage.>"])
+        let outbox = try FilledOutbox(events: 3)
+        let make = { (file: URL) in
+            NATSSink(
+                settings: NATSSink.Settings(
+                    servers: server.url, subject: Self.subject, hostID: "host-1", credentialsFile: file.path,
+                    connectTimeoutSeconds: 1, ackTimeoutSeconds: 5))
+        }
+        let refused = make(stranger)
+        guard case .retryable(.authentication, _, _) = await refused.send(outbox.events) else {
+            Issue.record("credentials of an unknown account were not an authentication failure")
+            return
+        }
+        await refused.shutdown()
+        let right = make(good)
+        var outcome = await right.send(outbox.events)
+        let deadline = Date().addingTimeInterval(10)
+        while outcome != .delivered, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            outcome = await right.send(outbox.events)
+        }
+        #expect(outcome == .delivered, "\(outcome)")
+        await right.shutdown()
+        #expect(try client.messages("USAGE").compactMap(\.messageID) == outbox.eventIDs)
+    }
+
     /// A server killed with SIGKILL and started again on the same store: the batch sent while
     /// it is down fails and is retried; after it is back every event is stored once.
     @Test func aServerKilledAndRestartedLosesAndDuplicatesNothing() async throws {

@@ -132,7 +132,7 @@ public final class JetStreamClient: @unchecked Sendable {
     /// Connects to `urls` (comma-separated), trying for up to `within` seconds.
     public init(
         urls: String, token: String? = nil, user: String? = nil, password: String? = nil, caFile: String? = nil,
-        nkey: String? = nil, nkeySeedFile: String? = nil, within: Double = 15
+        nkey: String? = nil, nkeySeedFile: String? = nil, credentialsFile: String? = nil, within: Double = 15
     ) throws {
         var options: OpaquePointer?
         guard natsOptions_Create(&options) == NATS_OK, let options else { throw NATSTestError("natsOptions_Create") }
@@ -144,6 +144,7 @@ public final class JetStreamClient: @unchecked Sendable {
         if let token { natsOptions_SetToken(options, token) }
         if let user { natsOptions_SetUserInfo(options, user, password) }
         if let nkey, let nkeySeedFile { natsOptions_SetNKeyFromSeed(options, nkey, nkeySeedFile) }
+        if let credentialsFile { natsOptions_SetUserCredentialsFromFiles(options, credentialsFile, nil) }
         if let caFile {
             natsOptions_SetSecure(options, true)
             natsOptions_LoadCATrustedCertificates(options, caFile)

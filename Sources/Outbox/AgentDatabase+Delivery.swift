@@ -9,9 +9,6 @@ public struct LeasedEvent: Sendable, Equatable {
     public var event: OutboxEvent
     /// Attempts including this one.
     public var attempts: Int
-    /// When it was due (`next_attempt_at`; 0 for an event never offered before): with `id`, its
-    /// place in due order, where a lease `after` it goes on.
-    public var dueAt: Double
 }
 
 /// A permanently rejected event, kept until replayed.
@@ -74,13 +71,12 @@ extension AgentDatabase {
     /// period ends after `now` (the wall clock stepped back) is not held: held from its period's
     /// end, it would wait as long as the step.
     ///
-    /// `after`: the last event of a batch still being sent; the lease goes on after it in due order
-    /// (the shipper takes the next batch while the current one waits for its acknowledgements). A
-    /// leased event keeps its due time until its outcome is recorded, so the batch in flight is
-    /// passed over and nothing is leased twice. An event stored since, due at 0, sorts before a
-    /// batch of retries and waits for the next lease without `after`.
+    /// `excluding`: the row ids of a batch still being sent (the shipper takes the next batch while
+    /// the current one waits for its acknowledgements). A leased event stays due until its outcome
+    /// is recorded; this lease passes it over and is otherwise the same as any, so an event stored
+    /// meanwhile still goes before older retries.
     public func lease(
-        now: Double, maxEvents: Int, maxBytes: Int, holdSeconds: Double = 0, after last: LeasedEvent? = nil
+        now: Double, maxEvents: Int, maxBytes: Int, holdSeconds: Double = 0, excluding inFlight: [Int64] = []
     ) throws(OutboxError) -> [LeasedEvent] {
         // Never-offered events are due at 0 (a retry time is a wall time after 1970) and come first
         // in due order: when any is left, this lease counts its first attempt and must be durable.
@@ -93,14 +89,13 @@ extension AgentDatabase {
                 db.cachedStatement(
                     sql: """
                         SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts,
-                               user_id, org_id, next_attempt_at
+                               user_id, org_id
                         FROM events INDEXED BY events_due
-                        WHERE next_attempt_at <= ? AND (next_attempt_at, id) > (?, ?)
-                            AND (period_end <= ? OR period_end > ?)
+                        WHERE next_attempt_at <= ? AND (period_end <= ? OR period_end > ?) AND id NOT IN \(idList)
                         ORDER BY next_attempt_at, id LIMIT ?
                         """),
-                arguments: [now, last?.dueAt ?? -Double.infinity, last?.id ?? Int64.min,
-                            holdSeconds > 0 ? now - holdSeconds : Double.infinity, now, max(0, maxEvents)])
+                arguments: [now, holdSeconds > 0 ? now - holdSeconds : Double.infinity, now, idArray(inFlight),
+                            max(0, maxEvents)])
             var leased: [LeasedEvent] = []
             var bytes = 0
             // Columns by position, in the SELECT's order: a lookup by name folds its case per row.
@@ -114,7 +109,7 @@ extension AgentDatabase {
                         event: OutboxEvent(
                             eventID: row[1], eventType: row[2], instanceID: row[3], periodStart: row[4], periodEnd: row[5],
                             payload: payload, userID: row[8], orgID: row[9]),
-                        attempts: (row[7] as Int) + 1, dueAt: row[10]))
+                        attempts: (row[7] as Int) + 1))
             }
             if !leased.isEmpty {
                 try db.cachedStatement(sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN \(idList)")

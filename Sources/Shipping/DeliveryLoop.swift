@@ -56,9 +56,10 @@ struct DeliveryEndpoint: Sendable {
 /// loop's thread leases the batch after it, so the outbox's transaction and the endpoint's
 /// round trip overlap. The batch taken ahead goes next round whatever became of the one before it
 /// (as it would have: a failed batch waits for its retry and the next one goes at once), after the
-/// pause, the breaker and the rate cap allow it. Taking ahead waits while a rate cap applies. The
-/// acknowledgement of a delivered batch is recorded during the next send too, when one follows at
-/// once: before anything else is taken, waited for or ended.
+/// pause, the breaker and the rate cap allow it. Nothing is taken ahead while a rate cap applies or
+/// the breaker is not closed. The acknowledgement of a delivered batch is recorded during the next
+/// send when that one takes ahead too, and otherwise before anything else is sent, taken, waited
+/// for or ended.
 struct DeliveryLoop<Source: DeliverySource> {
     var source: Source
     let send: @Sendable ([Source.Item]) async -> ShipOutcome
@@ -204,7 +205,11 @@ struct DeliveryLoop<Source: DeliverySource> {
         let before = breaker.state
         _ = breaker.allowsRequest(now: now)
         rate?.spend(batch.count, now: now)
-        let takingAhead = (rate == nil || draining) && source.takesAhead(after: batch)
+        // Only while the endpoint takes batches: one taken ahead of a failure may wait out a pause
+        // or an open breaker, leased, its attempt counted.
+        let takingAhead = (rate == nil || draining) && before == .closed && source.takesAhead(after: batch)
+        // An acknowledgement left for this round's send is not held through a send of its own.
+        if !takingAhead { recordAcknowledgement() }
         if await deliver(batch, takingAhead: takingAhead ? now : nil) {
             breaker.recordSuccess()
         } else {

@@ -107,7 +107,7 @@ public final class KafkaSink: Sink {
     private let shutdownWatch = ShutdownWatch()
 
     /// Checks the settings with librdkafka, which throws what it refuses: a property, or a file it
-    /// cannot load (`ssl.ca.location`), by making a producer and destroying it at once (about 2 ms).
+    /// cannot load (`ssl.ca.location`), by making a producer and destroying it at once.
     /// The producer that sends is made at the first batch: records produced right after
     /// `rd_kafka_new` go as soon as the metadata arrives, while records produced once its broker
     /// threads have settled wait for their next one-second round (a first batch took 1.0 s,
@@ -115,7 +115,10 @@ public final class KafkaSink: Sink {
     public init(settings: Settings) throws(ConfigurationRefused) {
         self.settings = settings
         producer = Mutex(nil)
-        _ = try Producer(settings, reports: Unmanaged.passUnretained(reports).toOpaque())
+        let check = try Producer(settings, reports: Unmanaged.passUnretained(reports).toOpaque())
+        // Destroying it joins librdkafka's broker threads, which may sit in a DNS lookup of a
+        // broker's name: not on the caller's thread (the agent's start, a SIGHUP's reload).
+        Thread.detachNewThread { withExtendedLifetime(check) {} }
     }
 
     deinit {

@@ -40,13 +40,12 @@ struct OutboxSource: DeliverySource {
             || batch.reduce(0) { $0 + $1.event.payload.count } >= settings.batchMaxBytes / 10 * 9
     }
 
-    /// The lease after the batch in flight (`AgentDatabase.lease(after:)`): that batch keeps its due
-    /// times until its outcome is recorded, so it is passed over.
+    /// A lease that passes over the batch in flight (`AgentDatabase.lease(excluding:)`): its events
+    /// stay due until their outcome is recorded.
     func take(now: Double, after inFlight: [LeasedEvent]) throws -> [LeasedEvent] {
-        guard let last = inFlight.last else { return try take(now: now) }
-        return try database.lease(
+        try database.lease(
             now: now, maxEvents: settings.batchMaxEvents, maxBytes: settings.batchMaxBytes, holdSeconds: holdSeconds,
-            after: last)
+            excluding: inFlight.map(\.id))
     }
 
     /// The next retry, never-offered event (due at 0) or end of a pacing hold, or the next pruning.

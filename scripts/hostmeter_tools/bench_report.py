@@ -299,6 +299,7 @@ def bench_sections(
             "database_synchronous": period["database_synchronous"],
         }
     if outbox_file is not None and outbox_http is not None:
+        drains = (("file", outbox_file), ("http_null", outbox_null), ("nats", outbox_nats), ("kafka", outbox_kafka))
         sections["outbox"] = {
             "source": "hostmeter-bench outbox",
             "events": outbox_file["events"],
@@ -321,15 +322,9 @@ def bench_sections(
             # producer's first batch waits up to a second for librdkafka's broker threads), and how
             # long that first batch took.
             "drain_steady_events_per_second": {
-                name: run.get("drain_steady_events_per_second")
-                for name, run in (("file", outbox_file), ("http_null", outbox_null), ("nats", outbox_nats), ("kafka", outbox_kafka))
-                if run
+                name: run.get("drain_steady_events_per_second") for name, run in drains if run
             },
-            "drain_first_batch_seconds": {
-                name: run.get("drain_first_batch_seconds")
-                for name, run in (("file", outbox_file), ("http_null", outbox_null), ("nats", outbox_nats), ("kafka", outbox_kafka))
-                if run
-            },
+            "drain_first_batch_seconds": {name: run.get("drain_first_batch_seconds") for name, run in drains if run},
             "database_synchronous": outbox_file["database_synchronous"],
             # Request body bytes per event for each HTTP sink, plain and gzip (sink.compression).
             "wire_bytes_per_event": outbox_file.get("wire_bytes_per_event"),

@@ -226,24 +226,29 @@ import Testing
                     servers: server.url, subject: Self.subject, hostID: "host-1", nkey: key.publicKey, nkeySeedFile: seed.path,
                     connectTimeoutSeconds: 1, ackTimeoutSeconds: 5))
         }
-        let wrong = make(otherSeedFile)
-        guard case .retryable(.authentication, _, _) = await wrong.send(outbox.events) else {
-            Issue.record("another key's seed was not an authentication failure")
+        try await expectRefusedThenDelivered(
+            outbox.events, refused: make(otherSeedFile), right: make(seedFile), what: "another key's seed")
+        #expect(try client.messages("USAGE").count == 3)
+    }
+
+    /// `refused` (wrong credentials) fails the batch as an authentication failure; `right` delivers
+    /// it. The shipper retries what fails; so does this, for a few seconds of a loaded machine,
+    /// saying what the last attempt met.
+    func expectRefusedThenDelivered(_ events: [OutboxEvent], refused: NATSSink, right: NATSSink, what: String) async throws {
+        let outcome = await refused.send(events)
+        await refused.shutdown()
+        guard case .retryable(.authentication, _, _) = outcome else {
+            Issue.record("\(what) was not an authentication failure: \(outcome)")
             return
         }
-        await wrong.shutdown()
-        // The shipper retries what fails; so does this test, for a few seconds of a loaded machine,
-        // saying what the last attempt met.
-        let right = make(seedFile)
-        var outcome = await right.send(outbox.events)
+        var delivered = await right.send(events)
         let deadline = Date().addingTimeInterval(10)
-        while outcome != .delivered, Date() < deadline {
+        while delivered != .delivered, Date() < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            outcome = await right.send(outbox.events)
+            delivered = await right.send(events)
         }
-        #expect(outcome == .delivered, "\(outcome)")
         await right.shutdown()
-        #expect(try client.messages("USAGE").count == 3)
+        #expect(delivered == .delivered, "\(delivered)")
     }
 
     /// Decentralized authentication: a `.creds` file (a user JWT signed by an account the server's
@@ -269,21 +274,8 @@ import Testing
                     servers: server.url, subject: Self.subject, hostID: "host-1", credentialsFile: file.path,
                     connectTimeoutSeconds: 1, ackTimeoutSeconds: 5))
         }
-        let refused = make(stranger)
-        guard case .retryable(.authentication, _, _) = await refused.send(outbox.events) else {
-            Issue.record("credentials of an unknown account were not an authentication failure")
-            return
-        }
-        await refused.shutdown()
-        let right = make(good)
-        var outcome = await right.send(outbox.events)
-        let deadline = Date().addingTimeInterval(10)
-        while outcome != .delivered, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            outcome = await right.send(outbox.events)
-        }
-        #expect(outcome == .delivered, "\(outcome)")
-        await right.shutdown()
+        try await expectRefusedThenDelivered(
+            outbox.events, refused: make(stranger), right: make(good), what: "credentials of an unknown account")
         #expect(try client.messages("USAGE").compactMap(\.messageID) == outbox.eventIDs)
     }
 

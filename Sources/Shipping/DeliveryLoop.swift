@@ -177,18 +177,9 @@ struct DeliveryLoop<Source: DeliverySource> {
         if previousNow.map({ now < $0 }) ?? true { boundWaits(now: now, steppedBackFrom: previousNow) }
         previousNow = now
         source.prepare(now: now)
-        if now < pausedUntil {
-            recordAcknowledgement()
-            return min(pausedUntil - now, policy.longestWaitSeconds)
-        }
-        if let until = breaker.blockedUntil(now: now) {
-            recordAcknowledgement()
-            return min(until - now, policy.longestWaitSeconds)
-        }
-        if !draining, let wait = rate?.wait(now: now), wait > 0 {
-            recordAcknowledgement()
-            return min(wait, policy.longestWaitSeconds)
-        }
+        if now < pausedUntil { return waiting(pausedUntil - now) }
+        if let until = breaker.blockedUntil(now: now) { return waiting(until - now) }
+        if !draining, let wait = rate?.wait(now: now), wait > 0 { return waiting(wait) }
         let batch: [Source.Item]
         if !takenAhead.isEmpty {
             batch = takenAhead
@@ -227,6 +218,13 @@ struct DeliveryLoop<Source: DeliverySource> {
             $0.consecutiveFailures = failures
         }
         return 0
+    }
+
+    /// A wait of at most `longestWaitSeconds` with a batch taken ahead held back: no acknowledgement
+    /// waits with it.
+    mutating func waiting(_ seconds: Double) -> Double {
+        recordAcknowledgement()
+        return min(seconds, policy.longestWaitSeconds)
     }
 
     /// How long to sleep with nothing to send: until the source's next work falls due, at most

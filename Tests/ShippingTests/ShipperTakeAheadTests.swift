@@ -79,13 +79,14 @@ import Testing
         #expect(delivered.count == 35)
         // Batches 1 and 2 were full: the one after each was leased while it was out (the outbox held
         // both leased, 20 events), on the send thread.
-        try #require(sends.count >= 5, "\(sends.map { ($0.events.count, $0.delivered) })")
+        try #require(sends.count >= 4, "\(sends.map { ($0.events.count, $0.delivered) })")
         #expect(sends[0].events == Array(outbox.eventIDs[0..<10]) && sends[0].leasedDuringSend == 20)
         #expect(sends[1].events == Array(outbox.eventIDs[10..<20]) && !sends[1].delivered && sends[1].leasedDuringSend == 20)
         #expect(sends[0].thread == "hm-ship-send")
-        // The batch taken ahead of the failed one went next, then the rest, then the retry.
+        // The batch taken ahead of the failed one went next; then the rest and the retry (in one
+        // batch or two: the retry may fall due before the rest is leased).
         #expect(sends[2].events == Array(outbox.eventIDs[20..<30]) && sends[2].delivered)
-        #expect(sends[3].events == Array(outbox.eventIDs[30..<35]))
-        #expect(sends.last?.events == Array(outbox.eventIDs[10..<20]) && sends.last?.delivered == true)
+        #expect(
+            Set(sends[3...].filter(\.delivered).flatMap(\.events)) == Set(outbox.eventIDs[10..<20] + outbox.eventIDs[30..<35]))
     }
 }

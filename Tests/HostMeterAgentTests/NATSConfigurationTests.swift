@@ -6,9 +6,8 @@ import Testing
 /// `sink.type: nats` and `sink.nats.*`: what is accepted, and what is refused naming key and line.
 @Suite struct NATSConfigurationTests {
     @Test func aNATSSinkIsBuiltFromItsKeys() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nats-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try ScratchDirectory("nats-config")
+        defer { directory.remove() }
         let passwordFile = directory.appendingPathComponent("password")
         try "  pw-1\n".write(to: passwordFile, atomically: true, encoding: .utf8)
         let configuration = try AgentConfiguration.parse(
@@ -90,9 +89,8 @@ import Testing
     }
 
     @Test func theSASLPasswordComesFromItsFile() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kafka-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try ScratchDirectory("kafka-config")
+        defer { directory.remove() }
         let file = directory.appendingPathComponent("password")
         try " s3cret\n".write(to: file, atomically: true, encoding: .utf8)
         let configuration = try AgentConfiguration.parse(
@@ -115,7 +113,7 @@ import Testing
             (error as? ConfigurationError)?.key == "sink.kafka.sasl_password_file"
         }
         let missing = try AgentConfiguration.parse(
-            "sink: {type: kafka, kafka: {brokers: \"a:1\", sasl_password_file: \(directory.path)/none}}", file: "t.yaml")
+            "sink: {type: kafka, kafka: {brokers: \"a:1\", sasl_password_file: \(directory.url.path)/none}}", file: "t.yaml")
         #expect {
             try Agent.checkSinkProperties(missing)
         } throws: { error in
@@ -153,4 +151,18 @@ import Testing
             return error.key == key && error.message.contains(message)
         }
     }
+}
+
+/// A directory of its own under the temporary directory, for a test's secret files.
+struct ScratchDirectory {
+    let url: URL
+
+    init(_ prefix: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func appendingPathComponent(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+    func remove() { try? FileManager.default.removeItem(at: url) }
 }

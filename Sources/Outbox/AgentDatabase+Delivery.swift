@@ -88,8 +88,8 @@ extension AgentDatabase {
             let rows = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
-                        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload, attempts,
-                               user_id, org_id
+                        SELECT id, event_id, event_type, instance_id, period_start, period_end, payload,
+                               COALESCE((SELECT attempts FROM event_attempts a WHERE a.id = events.id), 0), user_id, org_id
                         FROM events INDEXED BY events_due
                         WHERE next_attempt_at <= ? AND (period_end <= ? OR period_end > ?) AND id NOT IN \(idList)
                         ORDER BY next_attempt_at, id LIMIT ?
@@ -112,8 +112,12 @@ extension AgentDatabase {
                         attempts: (row[7] as Int) + 1))
             }
             if !leased.isEmpty {
-                try db.cachedStatement(sql: "UPDATE events SET attempts = attempts + 1 WHERE id IN \(idList)")
-                    .execute(arguments: [idArray(leased.map(\.id))])
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO event_attempts (id, attempts) SELECT value, 1 FROM json_each(?) WHERE true
+                        ON CONFLICT (id) DO UPDATE SET attempts = attempts + 1
+                        """
+                ).execute(arguments: [idArray(leased.map(\.id))])
             }
             return leased
         }
@@ -158,7 +162,8 @@ extension AgentDatabase {
                         INSERT INTO dead_letters
                             (event_id, event_type, instance_id, period_start, period_end, payload, attempts, reason, dead_at,
                              user_id, org_id)
-                        SELECT event_id, event_type, instance_id, period_start, period_end, payload, attempts, ?, ?,
+                        SELECT event_id, event_type, instance_id, period_start, period_end, payload,
+                               COALESCE((SELECT attempts FROM event_attempts a WHERE a.id = events.id), 0), ?, ?,
                                user_id, org_id
                         FROM events WHERE id IN (\(list))
                         ON CONFLICT (event_id) DO UPDATE SET
@@ -199,14 +204,23 @@ extension AgentDatabase {
             try db.execute(
                 sql: """
                     INSERT INTO events
-                        (event_id, event_type, instance_id, period_start, period_end, payload, created_at, attempts,
+                        (event_id, event_type, instance_id, period_start, period_end, payload, created_at,
                          next_attempt_at, last_error, user_id, org_id)
                     SELECT event_id, event_type, instance_id, period_start, period_end, payload, CAST(dead_at AS INTEGER),
-                           attempts, 0, 'replayed: ' || reason, user_id, org_id
+                           0, 'replayed: ' || reason, user_id, org_id
                     FROM dead_letters \(filter) ORDER BY id
                     """,
                 arguments: arguments)
             let moved = db.changesCount
+            // A replayed event was offered before: it keeps its attempts, so it is never merged.
+            try db.execute(
+                sql: """
+                    INSERT INTO event_attempts (id, attempts)
+                    SELECT (SELECT id FROM events e WHERE e.period_start = d.period_start AND e.event_id = d.event_id),
+                           d.attempts
+                    FROM (SELECT period_start, event_id, attempts FROM dead_letters \(filter)) d WHERE d.attempts > 0
+                    """,
+                arguments: arguments)
             try db.execute(sql: "DELETE FROM dead_letters \(filter)", arguments: arguments)
             if moved > 0 { db.afterNextTransaction(onCommit: { [commits] _ in commits.eventsStored() }) }
             return moved
@@ -242,7 +256,8 @@ extension AgentDatabase {
                 db,
                 sql: """
                     SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes,
-                           COALESCE(SUM(attempts > 0), 0) AS attempted, MIN(period_start) AS oldest
+                           COALESCE(SUM(EXISTS (SELECT 1 FROM event_attempts a WHERE a.id = events.id)), 0) AS attempted,
+                           MIN(period_start) AS oldest
                     FROM events
                     """)!
             let dead = try Row.fetchOne(
@@ -331,7 +346,9 @@ extension AgentDatabase {
                 db,
                 sql: """
                     SELECT id, payload FROM events
-                    WHERE attempts = 0 AND event_type = ? AND id > ? ORDER BY id LIMIT ?
+                    WHERE event_type = ? AND id > ?
+                        AND NOT EXISTS (SELECT 1 FROM event_attempts a WHERE a.id = events.id)
+                    ORDER BY id LIMIT ?
                     """,
                 arguments: [UsageEvent.eventType, afterID, limit])
             guard let lastID = rows.last?["id"] as Int64? else { return nil }
@@ -357,8 +374,8 @@ extension AgentDatabase {
                     try db.execute(
                         sql: """
                             INSERT INTO events (id, event_id, event_type, instance_id, period_start, period_end, payload,
-                                                created_at, attempts, next_attempt_at, user_id, org_id)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)
+                                                created_at, next_attempt_at, user_id, org_id)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                             """,
                         arguments: [ids.min(), merged.eventID, merged.eventType, merged.instanceID, merged.period.start,
                                     merged.period.end, payload, merged.timestamp, merged.userID, merged.orgID])

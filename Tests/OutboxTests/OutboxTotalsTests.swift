@@ -74,17 +74,23 @@ import UsageModel
             try database.acknowledge([Int64(stored.count)])
             let expected = try database.recountedStats()
             let events = try database.events()
-            // Back to v4: the v5 objects (and v7's columns) gone, as an older agent left the file.
+            // Back to v4: the v5 objects (and v7's columns, v8's table) gone, as an older agent left
+            // the file.
             try database.writer.write { db in
                 try db.execute(
                     sql: """
+                        DROP TRIGGER events_counted_in; DROP TRIGGER events_counted_out; DROP TRIGGER events_recounted;
+                        ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+                        UPDATE events SET attempts = (SELECT attempts FROM event_attempts a WHERE a.id = events.id)
+                            WHERE id IN (SELECT id FROM event_attempts);
+                        DROP TABLE event_attempts;
                         ALTER TABLE events DROP COLUMN user_id; ALTER TABLE events DROP COLUMN org_id;
                         ALTER TABLE dead_letters DROP COLUMN user_id; ALTER TABLE dead_letters DROP COLUMN org_id;
                         DROP TABLE outbox_totals; DROP INDEX events_due; DROP INDEX IF EXISTS events_period_start;
-                        DROP TRIGGER events_counted_in; DROP TRIGGER events_counted_out; DROP TRIGGER events_recounted;
                         DROP TRIGGER dead_letters_counted_in; DROP TRIGGER dead_letters_counted_out;
                         DROP TRIGGER dead_letters_recounted;
-                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %' OR identifier LIKE 'v6 %' OR identifier LIKE 'v7 %';
+                        DELETE FROM grdb_migrations WHERE identifier LIKE 'v5 %' OR identifier LIKE 'v6 %' OR identifier LIKE 'v7 %'
+                            OR identifier LIKE 'v8 %';
                         PRAGMA user_version = 4;
                         """)
             }

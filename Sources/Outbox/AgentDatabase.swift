@@ -28,10 +28,19 @@ public struct AgentDatabase: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeoutSeconds)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // `synchronous` is set again below: GRDB's pool sets the writer to NORMAL after this.
+            // Debian builds SQLite with SECURE_DELETE, which zeroes every deleted record and writes
+            // each page a delete frees, again, as zeros: acknowledging a batch wrote 716 bytes of
+            // WAL per event where FAST writes 487. FAST zeroes what sits on pages written anyway.
+            // The file is 0600 and holds usage already delivered, not secrets.
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = FAST")
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
+            // Opening a pool puts its writer in WAL mode with `synchronous = NORMAL`, after
+            // `prepareDatabase`: every durable write would go unsynced until the first relaxed one
+            // set FULL back (see `write`).
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             return try AgentDatabase(writer: pool, path: path)
         } catch let error as OutboxError {
             throw error
@@ -288,7 +297,9 @@ public struct AgentDatabase: Sendable {
     ///
     /// Deleting an event deletes its attempts (a trigger, whatever deletes it); `attempted_events`
     /// in `outbox_totals` counts the rows of `event_attempts`, which is what it counted before
-    /// (events with `attempts > 0`).
+    /// (events with `attempts > 0`). A row of `event_attempts` goes only with its event, so the
+    /// event's trigger takes it off the count: one trigger per acknowledged event instead of a
+    /// second one on `event_attempts` (a tenth of an acknowledgement's cost).
     static let eventAttemptsSchema = """
         CREATE TABLE event_attempts (
             id INTEGER PRIMARY KEY,
@@ -306,7 +317,8 @@ public struct AgentDatabase: Sendable {
         END;
         CREATE TRIGGER events_counted_out AFTER DELETE ON events BEGIN
             UPDATE outbox_totals SET pending_events = pending_events - 1,
-                pending_bytes = pending_bytes - length(OLD.payload)
+                pending_bytes = pending_bytes - length(OLD.payload),
+                attempted_events = attempted_events - EXISTS (SELECT 1 FROM event_attempts WHERE id = OLD.id)
             WHERE id = 1;
             DELETE FROM event_attempts WHERE id = OLD.id;
         END;
@@ -317,9 +329,6 @@ public struct AgentDatabase: Sendable {
         END;
         CREATE TRIGGER event_attempts_counted_in AFTER INSERT ON event_attempts BEGIN
             UPDATE outbox_totals SET attempted_events = attempted_events + 1 WHERE id = 1;
-        END;
-        CREATE TRIGGER event_attempts_counted_out AFTER DELETE ON event_attempts BEGIN
-            UPDATE outbox_totals SET attempted_events = attempted_events - 1 WHERE id = 1;
         END;
         """
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Outbox
 import Testing
 
@@ -69,6 +70,27 @@ import Testing
             try AgentDatabase.open(path: path).commit(MeteringCommit(events: [Self.event("e1")]), now: 1)
             let reopened = try AgentDatabase.open(path: path)
             #expect(try reopened.events() == [Self.event("e1")])
+        }
+    }
+
+    /// The writer connection syncs fully unless a write relaxes it, and zeroes deleted records only
+    /// on pages it writes anyway (`secure_delete = FAST`, 2): not Debian's build default (1),
+    /// which writes every page a delete frees again.
+    @Test func theWriterSyncsFullyAndDeletesWithoutExtraWrites() throws {
+        try Self.withTemporaryDirectory { directory in
+            let database = try AgentDatabase.open(path: directory.appendingPathComponent("agent.sqlite").path)
+            func pragmas() throws -> [Int?] {
+                let row = try database.writer.writeWithoutTransaction { db in
+                    try Row.fetchOne(
+                        db,
+                        sql: "SELECT (SELECT synchronous FROM pragma_synchronous), (SELECT secure_delete FROM pragma_secure_delete)")
+                }
+                return [row?[0], row?[1]]
+            }
+            // From the first write on: a fresh pool's writer was NORMAL until a relaxed write.
+            #expect(try pragmas() == [2, 2])
+            try database.acknowledge([1])
+            #expect(try pragmas() == [2, 2])
         }
     }
 

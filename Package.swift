@@ -32,7 +32,11 @@ let package = Package(
     targets: [
         .target(
             name: "UsageModel",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                // PKCS #8 and SPKI PEM of Ed25519 keys (the agent's identity key file).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(name: "Probes", swiftSettings: swiftSettings),

@@ -47,6 +47,7 @@ extension APIRouter {
         APIRoute(.put, "/thresholds", .change) { try await $0.putThresholds($1, context: $2) },
         APIRoute(.delete, "/thresholds", .change) { try await $0.deleteThresholds($1, context: $2) },
         APIRoute(.get, "/outbox", .admin) { try $0.outbox($1, context: $2) },
+        APIRoute(.get, "/identity", .usage) { try $0.identity($1, context: $2) },
         APIRoute(.get, "/instances", .usage) { try $0.listInstances($1, context: $2) },
         APIRoute(.get, "/instances/:id", .usage) { try $0.getInstance($1, context: $2) },
         APIRoute(.put, "/instances/:id", .change) { try await $0.putInstance($1, context: $2) },

@@ -4,7 +4,7 @@ public import Logging
 import Metering
 import NIOCore
 public import RuntimeState
-import UsageModel
+public import UsageModel
 
 /// The request context: who is asking, once the token is checked.
 public struct APIRequestContext: RequestContext {
@@ -60,14 +60,17 @@ public struct APIDependencies: Sendable {
     public var instances: InstanceRegistry
     /// With tokens, whether /health and /metrics need admin or the metrics role (the default).
     public var protectHealthAndMetrics: Bool
+    /// The public half of the agent's signing key (`GET /identity`); nil: none is loaded.
+    public var identity: PublicIdentity?
     public var logger: Logger
     public var now: @Sendable () -> Double
 
     public init(
         status: AgentStatus, tokens: TokenStore,
         thresholds: ThresholdRuleBook, instances: InstanceRegistry = InstanceRegistry(), protectHealthAndMetrics: Bool = true,
-        logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        identity: PublicIdentity? = nil, logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
+        self.identity = identity
         self.instances = instances
         self.status = status
         self.tokens = tokens

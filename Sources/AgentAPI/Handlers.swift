@@ -194,6 +194,17 @@ struct Handlers: Sendable {
         return APIRouter.json(report)
     }
 
+    // MARK: GET /identity
+
+    /// The public half of the agent's signing key, which a billing team records per host to check
+    /// the signatures of its usage commitments.
+    func identity(_ request: Request, context: APIRequestContext) throws -> Response {
+        guard let identity = dependencies.identity else {
+            throw APIError(.notFound, "this agent has no identity key loaded")
+        }
+        return APIRouter.json(bytes: identity.document(hostID: dependencies.state.snapshot.hostID, keyFile: nil))
+    }
+
     // MARK: Bodies
 
     /// Runs a write that blocks (a SQLite transaction and its fsync) on NIO's thread pool for

@@ -40,6 +40,7 @@ public enum Agent {
         let tokens = try loadTokens(configuration)
         try StateDirectory.create(configuration.stateDirectory)
         let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
+        let identity = try loadIdentity(configuration, logger: logger)
         let database = try AgentDatabase.open(path: configuration.databasePath)
         let recorder = try MeteringRecorder(
             database: database,
@@ -115,7 +116,9 @@ public enum Agent {
                 status: AgentStatus(
                     state: state, shipper: shipperStatus, alertmanager: alertmanager, metrics: metrics),
                 tokens: tokens, thresholds: thresholds, instances: registry,
-                protectHealthAndMetrics: configuration.api.authHealthAndMetrics, logger: logger),
+                protectHealthAndMetrics: configuration.api.authHealthAndMetrics,
+                identity: identity.publicIdentity,
+                logger: logger),
             limits: configuration.api.limits, tls: tls)
         if !tokens.isEnabled, !configuration.api.listensOnLoopbackOnly {
             // Only with api.allow_remote_without_tokens: the configuration refuses it otherwise.
@@ -188,6 +191,22 @@ public enum Agent {
         case .failed(let error):
             logger.error("NVML cannot be used: GPUs are not metered", metadata: ["error": "\(error)"])
             return nil
+        }
+    }
+
+    /// The identity key of `identity.key_file`, made at the first start. A key that cannot be read
+    /// or made stops the start (exit 2): signing with another key would break every later
+    /// signature a billing team checks.
+    static func loadIdentity(_ configuration: AgentConfiguration, logger: Logger) throws(ConfigurationError) -> SigningIdentity {
+        let path = configuration.identityKeyPath
+        do {
+            let (identity, created) = try IdentityKeyFile.loadOrCreate(path: path)
+            logger.log(
+                level: created ? .notice : .info, created ? "made a new identity key" : "identity key",
+                metadata: ["identity.key_file": "\(path)", "identity.key_id": "\(identity.publicIdentity.keyID)"])
+            return identity
+        } catch {
+            throw ConfigurationError(file: path, line: nil, key: "identity.key_file", message: error.reason)
         }
     }
 

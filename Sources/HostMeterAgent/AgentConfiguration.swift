@@ -33,6 +33,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var alerting = Alerting()
     public var log = Log()
     public var gpu = GPUSettings()
+    public var identity = Identity()
     public var probes = HostSamplerConfiguration()
     /// `thresholds:`: the configuration's rules (an API-set list wins while one is stored).
     public var thresholds: [ThresholdRule] = []
@@ -185,6 +186,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         alerting = try Alerting(node("alerting"))
         gpu = try GPUSettings(node("gpu"))
         log = try Log(node("log"))
+        identity = try Identity(node("identity"))
         probes = try Self.probes(node("probes"))
     }
 

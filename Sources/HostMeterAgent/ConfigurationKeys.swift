@@ -95,6 +95,11 @@ extension AgentConfiguration {
             "whatever the umask; an existing directory keeps its mode. One agent per directory: a second " +
             "one exits 2 (\"another hostmeter … is running with this state directory\"). A relative path is " +
             "relative to the agent's working directory."),
+        .key("identity.key_file", default: "null", .restart, value: \.identity.keyFile,
+            "The agent's Ed25519 identity key (PKCS #8 PEM), which signs its usage commitments; `null`: " +
+            "`identity.pem` in `state_dir`. Made at the first start with mode 0600 and kept for life " +
+            "(`hostmeter identity` and `GET /identity` show its public half). A key file that its group or " +
+            "others may read, a symbolic link or a file of another owner is refused (exit 2)."),
         .key("instance_sample_seconds", default: "min(interval_seconds, 15)", .restart, range: .integer(1...3600),
             value: \.instanceSampleSeconds,
             "How often the instances of `instances_dir` and the API are probed (their cgroups, taps and " +

@@ -20,7 +20,9 @@ struct HostMeterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hostmeter",
         abstract: "Usage metering agent for VM hosts.",
-        subcommands: [RunCommand.self, SampleCommand.self, OutboxCommand.self, ConfigCommand.self, VersionCommand.self]
+        subcommands: [
+            RunCommand.self, SampleCommand.self, OutboxCommand.self, IdentityCommand.self, ConfigCommand.self, VersionCommand.self,
+        ]
     )
 
     static func main() async {

@@ -8,6 +8,7 @@ import NIOCore
 import Synchronization
 import Testing
 import RuntimeState
+import UsageModel
 
 /// Every route × method × path variant × caller, with the status each must answer. The rows are
 /// written here, by hand, not derived from the route table: a route added to `APIRouter.routes`
@@ -59,6 +60,7 @@ import RuntimeState
         "PUT /thresholds": Call(method: .put, path: "/thresholds", body: rulesBody),
         "DELETE /thresholds": Call(method: .delete, path: "/thresholds"),
         "GET /outbox": Call(method: .get, path: "/outbox"),
+        "GET /identity": Call(method: .get, path: "/identity"),
         "GET /instances": Call(method: .get, path: "/instances"),
         "GET /instances/:id": Call(method: .get, path: "/instances/vm-a1"),
         "PUT /instances/:id": Call(method: .put, path: "/instances/vm-a1", body: manifestBody),
@@ -75,6 +77,8 @@ import RuntimeState
         "PUT /thresholds": [401, 401, 403, 403, 200, 403],
         "DELETE /thresholds": [401, 401, 403, 403, 200, 403],
         "GET /outbox": [401, 401, 403, 403, 200, 403],
+        // A public key: every user may check the signatures over their usage.
+        "GET /identity": [401, 401, 200, 200, 200, 403],
         "GET /instances": [401, 401, 200, 200, 200, 403],
         // User B is told there is no such instance, as for one that does not exist.
         "GET /instances/:id": [401, 401, 200, 404, 200, 403],
@@ -97,6 +101,7 @@ import RuntimeState
         "PUT /thresholds": [403, 403, 403, 403, 403, 403],
         "DELETE /thresholds": [403, 403, 403, 403, 403, 403],
         "GET /outbox": [200, 200, 200, 200, 200, 200],
+        "GET /identity": [200, 200, 200, 200, 200, 200],
         "GET /instances": [200, 200, 200, 200, 200, 200],
         "GET /instances/:id": [200, 200, 200, 200, 200, 200],
         "PUT /instances/:id": [403, 403, 403, 403, 403, 403],
@@ -197,7 +202,8 @@ import RuntimeState
                 APIDependencies(
                     status: AgentStatus(state: fixture.state, shipper: fixture.shipper, metrics: fixture.metrics), tokens: fixture.tokens,
                     thresholds: fixture.thresholds, instances: registry,
-                    protectHealthAndMetrics: mode != .tokensOpenMonitoring, logger: Logger(label: "test"),
+                    protectHealthAndMetrics: mode != .tokensOpenMonitoring,
+                    identity: SigningIdentity.generate().publicIdentity, logger: Logger(label: "test"),
                     now: { now })))
     }
 

@@ -137,6 +137,7 @@ import Testing
         "interval_seconds": "60",
         "sample_seconds": "1",
         "state_dir": "/tmp/hostmeter-other",
+        "identity.key_file": "/etc/hostmeter/identity.pem",
         "instances_dir": "/tmp/hostmeter-other/instances.d",
         "instance_sample_seconds": "5",
         "max_instances": "100",

@@ -31,6 +31,8 @@ public struct MeteringRecorder: Sendable {
     public let maxBytes: Int?
     /// The checkpoints and threshold state as of the last commit.
     public private(set) var state: MeteringState
+    /// The head of each instance's hash chain as of the last commit (UsageEvent 1.1).
+    public private(set) var chains: [String: ChainHead]
 
     public var configuration: MeterConfiguration { engine.configuration }
     public var identity: InstanceIdentity { engine.identity }
@@ -74,6 +76,7 @@ public struct MeteringRecorder: Sendable {
             thresholds[ThresholdKey(rule: record.rule, instanceID: record.instanceID)] = state
         }
         self.state = MeteringState(checkpoints: checkpoints, thresholds: thresholds)
+        chains = try database.chainHeads()
     }
 
     /// Runs the engine on one sample (`MeteringEngine.step`: what each argument means and what is
@@ -100,6 +103,7 @@ public struct MeteringRecorder: Sendable {
         let outbox = try database.commit(
             commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes, readingStats: readingStats)
         state = step.state
+        chains.merge(commit.chainHeads) { $1 }
         return RecordedStep(step: step, outbox: outbox)
     }
 
@@ -125,7 +129,20 @@ public struct MeteringRecorder: Sendable {
         let events = step.events, gaps = step.gaps, baselines = step.baselines, alerts = step.thresholdEvents
         let thresholdStates = step.thresholdStates
         let changed = step.checkpointsToWrite.compactMap { id in step.state.checkpoints[id].map { (id, $0) } }
-        let usageEvents = try events.map { try OutboxEvent($0, encoder: encoder) }
+        // UsageEvent 1.1: each instance's events chained in period order after its stored head; the
+        // new heads go into the same transaction as the events.
+        var heads: [String: ChainHead] = [:]
+        var usageEvents: [OutboxEvent] = []
+        usageEvents.reserveCapacity(events.count)
+        if encoder.version == .v1_1 {
+            for event in events.sorted(by: { ($0.instanceID, $0.period.start) < ($1.instanceID, $1.period.start) }) {
+                let chained = try event.chained(after: heads[event.instanceID] ?? chains[event.instanceID])
+                heads[event.instanceID] = chained.chainHead
+                usageEvents.append(try OutboxEvent(chained, encoder: encoder))
+            }
+        } else {
+            usageEvents = try events.map { try OutboxEvent($0, encoder: encoder) }
+        }
         let gapRecords = gaps.map {
             GapRecord(instanceID: $0.instanceID, reason: $0.reason.rawValue, from: $0.from, to: $0.to, detail: $0.detail)
         }
@@ -152,6 +169,6 @@ public struct MeteringRecorder: Sendable {
         }
         return MeteringCommit(
             checkpoints: checkpoints, events: usageEvents + alertEvents, gaps: gapRecords, baselines: baselineRecords,
-            thresholdStates: stateRecords, removedCheckpoints: step.removedCheckpoints)
+            thresholdStates: stateRecords, removedCheckpoints: step.removedCheckpoints, chainHeads: heads)
     }
 }

@@ -3,6 +3,7 @@ public import GRDB
 
 #if canImport(Glibc)
 import Glibc
+public import UsageModel
 #endif
 
 /// The agent's one SQLite database: the outbox of events, the metering checkpoints, and the audit
@@ -216,6 +217,9 @@ public struct AgentDatabase: Sendable {
         migrator.registerMigration("v8 attempts apart from events") { db in
             try db.execute(sql: eventAttemptsSchema)
         }
+        migrator.registerMigration("v9 event chains") { db in
+            try db.execute(sql: eventChainsSchema)
+        }
         return migrator
     }
 
@@ -286,6 +290,18 @@ public struct AgentDatabase: Sendable {
 
             """
         }.joined()
+
+    /// The head of each instance's hash chain (v9, UsageEvent 1.1): the seq and hash of the last
+    /// event the agent made for it, written in the transaction that stores that event. A row
+    /// outlives the instance's checkpoint, so an instance that goes and comes back continues its
+    /// chain instead of starting a second one at seq 1.
+    static let eventChainsSchema = """
+        CREATE TABLE event_chains (
+            instance_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL CHECK (seq > 0),
+            hash TEXT NOT NULL
+        );
+        """
 
     /// Attempts apart from events (v8): how often each pending event was offered lives in
     /// `event_attempts`, a row only for an event offered at least once, instead of a column of
@@ -483,6 +499,16 @@ public struct AgentDatabase: Sendable {
                     try upsert.execute(arguments: [checkpoint.instanceID, checkpoint.format, checkpoint.state, now])
                 }
             }
+            if !commit.chainHeads.isEmpty {
+                let upsert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO event_chains (instance_id, seq, hash) VALUES (?, ?, ?)
+                        ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+                        """)
+                for (instanceID, head) in commit.chainHeads {
+                    try upsert.execute(arguments: [instanceID, head.seq, head.hash])
+                }
+            }
             for instanceID in commit.removedCheckpoints {
                 try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE instance_id = ?").execute(arguments: [instanceID])
             }
@@ -507,6 +533,17 @@ public struct AgentDatabase: Sendable {
                 result[record.instanceID] = record
             }
             return result
+        }
+    }
+
+    /// The head of every instance's hash chain (UsageEvent 1.1), by instance id.
+    public func chainHeads() throws(OutboxError) -> [String: ChainHead] {
+        try read("read chain heads") { db in
+            var heads: [String: ChainHead] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT instance_id, seq, hash FROM event_chains") {
+                heads[row[0]] = ChainHead(seq: row[1], hash: row[2])
+            }
+            return heads
         }
     }
 

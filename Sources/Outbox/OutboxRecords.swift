@@ -98,12 +98,17 @@ public struct MeteringCommit: Sendable, Equatable {
     /// Instances removed with this step: their checkpoints go in the transaction that stores their
     /// final periods.
     public var removedCheckpoints: [String]
+    /// The heads of the instances' hash chains (UsageEvent 1.1) after this step's events, by
+    /// instance id: stored with the events that made them, and kept when an instance goes, so
+    /// that one coming back goes on from its last seq.
+    public var chainHeads: [String: ChainHead]
 
     public init(
         checkpoints: [CheckpointRecord] = [], events: [OutboxEvent] = [], gaps: [GapRecord] = [],
         baselines: [BaselineRecord] = [], thresholdStates: [ThresholdStateRecord]? = nil,
-        removedCheckpoints: [String] = []
+        removedCheckpoints: [String] = [], chainHeads: [String: ChainHead] = [:]
     ) {
+        self.chainHeads = chainHeads
         self.checkpoints = checkpoints
         self.events = events
         self.gaps = gaps
@@ -114,7 +119,7 @@ public struct MeteringCommit: Sendable, Equatable {
 
     public var isEmpty: Bool {
         checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty && thresholdStates == nil
-            && removedCheckpoints.isEmpty
+            && removedCheckpoints.isEmpty && chainHeads.isEmpty
     }
 }
 

@@ -41,6 +41,23 @@ public struct JSONBytes: Sendable {
         needsComma = true
     }
 
+    public mutating func beginArray() {
+        separate()
+        bytes.append(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    public mutating func bool(_ value: Bool) {
+        separate()
+        if value { append("true") } else { append("false") }
+        needsComma = true
+    }
+
     /// The next member's key, escaped like any string.
     public mutating func key(_ key: String) {
         separate()

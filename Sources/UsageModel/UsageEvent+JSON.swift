@@ -1,7 +1,7 @@
 extension UsageEvent {
-    /// The event's wire bytes (UsageEvent 1.0): what `JSONEncoder` with `.sortedKeys` and
-    /// `.withoutEscapingSlashes` writes, made without it (see `JSONBytes`). `org_id` is always
-    /// present, null when unset.
+    /// The event's wire bytes: what `JSONEncoder` with `.sortedKeys` and `.withoutEscapingSlashes`
+    /// writes, made without it (see `JSONBytes`). `org_id` is always present, null when unset; a
+    /// chained event (1.1) adds `hash`, `prev_hash` (null for seq 1) and `seq`.
     public func wireJSON() throws(JSONBytes.NonConformingFloat) -> [UInt8] {
         var json = JSONBytes(capacity: 512, escapingSlashes: false)
         json.beginObject()
@@ -9,6 +9,7 @@ extension UsageEvent {
         json.string(eventID)
         json.key("event_type")
         json.string(eventType)
+        if seq != nil, let hash { json.member("hash", hash) }
         json.key("host_id")
         json.string(hostID)
         json.key("instance_id")
@@ -31,6 +32,11 @@ extension UsageEvent {
         json.member("end", period.end)
         json.member("start", period.start)
         json.endObject()
+        if let seq {
+            json.key("prev_hash")
+            if let prevHash { json.string(prevHash) } else { json.null() }
+            json.member("seq", seq)
+        }
         json.member("timestamp", timestamp)
         json.member("user_id", userID)
         json.member("version", version)

@@ -8,7 +8,8 @@ extension UsageEvent {
     /// delivered would be billed again inside the merged event.
     /// Whether two events are of the same host, instance, owner, type and version.
     public static func canMerge(_ a: UsageEvent, _ b: UsageEvent) -> Bool {
-        a.hostID == b.hostID && a.instanceID == b.instanceID && a.userID == b.userID && a.orgID == b.orgID
+        // A chained (1.1) event is never merged: a merge would rewrite its instance's chain.
+        a.seq == nil && b.seq == nil && a.hostID == b.hostID && a.instanceID == b.instanceID && a.userID == b.userID && a.orgID == b.orgID
             && a.version == b.version && a.eventType == b.eventType
     }
 

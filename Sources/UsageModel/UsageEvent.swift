@@ -70,6 +70,14 @@ public struct UsageEvent: Sendable, Equatable, Codable {
     public var orgID: String?
     public var metrics: UsageMetrics
     public var period: Period
+    /// UsageEvent 1.1: the event's place in its instance's chain, 1 for the first event the agent
+    /// made for the instance, one more for each after it, across restarts.
+    public var seq: Int64?
+    /// UsageEvent 1.1: `hash` of the instance's previous event (seq − 1); nil for seq 1.
+    public var prevHash: String?
+    /// UsageEvent 1.1: the lower-case hex SHA-256 of the event's RFC 8785 canonical JSON without
+    /// `hash` (`chainHash()`).
+    public var hash: String?
 
     public init(
         hostID: String, instanceID: String, userID: String, orgID: String?, period: Period, metrics: UsageMetrics,
@@ -97,6 +105,24 @@ public struct UsageEvent: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case eventID = "event_id", eventType = "event_type", version, timestamp, hostID = "host_id"
         case instanceID = "instance_id", userID = "user_id", orgID = "org_id", metrics, period
+        case seq, prevHash = "prev_hash", hash
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        eventID = try container.decode(String.self, forKey: .eventID)
+        eventType = try container.decode(String.self, forKey: .eventType)
+        version = try container.decode(String.self, forKey: .version)
+        timestamp = try container.decode(Int64.self, forKey: .timestamp)
+        hostID = try container.decode(String.self, forKey: .hostID)
+        instanceID = try container.decode(String.self, forKey: .instanceID)
+        userID = try container.decode(String.self, forKey: .userID)
+        orgID = try container.decodeIfPresent(String.self, forKey: .orgID)
+        metrics = try container.decode(UsageMetrics.self, forKey: .metrics)
+        period = try container.decode(Period.self, forKey: .period)
+        seq = try container.decodeIfPresent(Int64.self, forKey: .seq)
+        prevHash = try container.decodeIfPresent(String.self, forKey: .prevHash)
+        hash = try container.decodeIfPresent(String.self, forKey: .hash)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -112,5 +138,11 @@ public struct UsageEvent: Sendable, Equatable, Codable {
         try container.encode(orgID, forKey: .orgID)
         try container.encode(metrics, forKey: .metrics)
         try container.encode(period, forKey: .period)
+        if let seq {
+            try container.encode(seq, forKey: .seq)
+            // prev_hash is always present in 1.1, null for an instance's first event.
+            try container.encode(prevHash, forKey: .prevHash)
+            try container.encodeIfPresent(hash, forKey: .hash)
+        }
     }
 }

@@ -5,6 +5,9 @@
 /// in docs/schema/usage-event-<version>.json.
 public enum UsageSchemaVersion: String, Sendable, CaseIterable, Codable {
     case v1_0 = "1.0"
+    /// 1.0 and, additively, the instance's hash chain: `seq`, `prev_hash`, `hash`
+    /// (docs/schema/usage-event-1.1.json).
+    case v1_1 = "1.1"
 
     public static let current = UsageSchemaVersion.v1_0
 }

@@ -21,7 +21,8 @@ struct HostMeterCommand: AsyncParsableCommand {
         commandName: "hostmeter",
         abstract: "Usage metering agent for VM hosts.",
         subcommands: [
-            RunCommand.self, SampleCommand.self, OutboxCommand.self, IdentityCommand.self, ConfigCommand.self, VersionCommand.self,
+            RunCommand.self, SampleCommand.self, OutboxCommand.self, IdentityCommand.self, VerifyCommand.self, ConfigCommand.self,
+            VersionCommand.self,
         ]
     )
 

@@ -32,6 +32,9 @@ struct SampleCommand: AsyncParsableCommand {
     @Option(help: "With --events: the host_id the events carry.")
     var hostID = AgentConfiguration.defaultHostID
 
+    @Option(help: "With --events: the UsageEvent version to write (1.0, or 1.1 with each instance's hash chain).")
+    var schemaVersion: String = UsageSchemaVersion.current.rawValue
+
     @Option(help: "The procfs root to read instead of /proc.")
     var procRoot = "/proc"
 
@@ -47,6 +50,10 @@ struct SampleCommand: AsyncParsableCommand {
         }
         if events, interval != nil { throw ValidationError("--events and --interval cannot be combined") }
         if !(1...60).contains(periods) { throw ValidationError("--periods must be between 1 and 60, got \(periods)") }
+        if UsageSchemaVersion(rawValue: schemaVersion) == nil {
+            throw ValidationError(
+                "--schema-version must be one of \(UsageSchemaVersion.allCases.map(\.rawValue).joined(separator: ", ")), got \(schemaVersion)")
+        }
     }
 
     func run() async throws {
@@ -88,7 +95,8 @@ extension SampleCommand {
         let database = try AgentDatabase.inMemory()
         var recorder = try MeteringRecorder(
             database: database, configuration: MeterConfiguration(hostID: hostID, intervalSeconds: 1),
-            identity: InstanceIdentity(instanceID: hostID, userID: "operator"), encoder: UsageEventEncoder())
+            identity: InstanceIdentity(instanceID: hostID, userID: "operator"),
+            encoder: UsageEventEncoder(version: UsageSchemaVersion(rawValue: schemaVersion) ?? .current))
         var closed: [UsageEvent] = []
         // One sample to start from, then one per period; a few spare in case a sample is late.
         for _ in 0..<(periods + 3) where closed.count < periods {
@@ -102,13 +110,13 @@ extension SampleCommand {
                 try await Task.sleep(for: .nanoseconds(SamplerService.nanosToNextTick(sampleSeconds: 1)))
             }
         }
+        // Exactly the bytes the outbox stores and ships (chained, for 1.1), in the order stored.
+        let wire = try database.events().filter { $0.eventType == UsageEvent.eventType }.prefix(periods).map(\.payload)
         if pretty {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try encoder.encode(closed))
+            FileHandle.standardOutput.write(try encoder.encode(try wire.map { try JSONDecoder().decode(UsageEvent.self, from: $0) }))
         } else {
-            // Exactly the bytes the outbox stores and ships.
-            let wire = try closed.map { try recorder.encoder.encode($0) }
             FileHandle.standardOutput.write(Data("[".utf8) + Data(wire.joined(separator: Data(",".utf8))) + Data("]".utf8))
         }
         FileHandle.standardOutput.write(Data("\n".utf8))

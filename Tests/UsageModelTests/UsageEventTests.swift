@@ -148,7 +148,8 @@ import UsageModel
 
     @Test(arguments: UsageSchemaVersion.allCases)
     func encoderStampsItsVersion(version: UsageSchemaVersion) throws {
-        var event = Self.event()
+        // A 1.1 event is chained before it is encoded.
+        var event = version == .v1_1 ? try Self.event().chained(after: nil) : Self.event()
         event.version = "0.0-not-a-version"
         let data = try UsageEventEncoder(version: version).encode(event)
         let decoded = try JSONDecoder().decode(UsageEvent.self, from: data)

@@ -1,0 +1,205 @@
+"""An independent verifier of hostmeter's UsageEvent 1.1 hash chains, for the tests.
+
+It shares no code with the agent: RFC 8785 canonical JSON is written here from the RFC (numbers
+as ECMAScript prints a double, members sorted by UTF-16 code units), hashes come from hashlib.
+The tests run it beside ``hostmeter verify`` on clean and tampered sets of delivered events and
+expect the same verdict and the same first problem.
+
+Command line::
+
+    python3 -m hostmeter_tools.usage_verify [--from-start] FILE...
+
+Input: JSON lines; a line is one event, a CloudEvent carrying one in ``data``, or a JSON array of
+either. Prints ``{"ok": ..., "events": N, "duplicates": N, "first_problem": {"kind", "location"}}``
+and exits 0 when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+
+def canonical_number(value: float) -> str:
+    """ECMAScript's Number.prototype.toString of an IEEE 754 double (RFC 8785 §3.2.2.3)."""
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"no canonical form for {value!r}")
+    value = float(value)
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    text = repr(abs(value))  # Python's repr is the shortest round-trip digits, as ECMAScript's
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    fraction = fraction.rstrip("0")
+    digits = (whole + fraction).lstrip("0")
+    # The value is 0.DIGITS x 10^point.
+    if whole.strip("0"):
+        point = len(whole.lstrip("0")) + int(exponent or 0)
+    else:
+        point = int(exponent or 0) - (len(fraction) - len(fraction.lstrip("0")))
+    digits = digits.rstrip("0")
+    count = len(digits)
+    if count <= point <= 21:
+        body = digits + "0" * (point - count)
+    elif 0 < point <= 21:
+        body = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        body = "0." + "0" * -point + digits
+    else:
+        power = point - 1
+        fraction_part = "." + digits[1:] if count > 1 else ""
+        body = digits[0] + fraction_part + "e" + ("+" if power >= 0 else "-") + str(abs(power))
+    return sign + body
+
+
+def canonical(value) -> str:
+    """RFC 8785 canonical JSON text of a parsed JSON value."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return canonical_number(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(canonical(item) for item in value) + "]"
+    if isinstance(value, dict):
+        names = sorted(value, key=lambda name: name.encode("utf-16-be"))
+        members = (json.dumps(name, ensure_ascii=False) + ":" + canonical(value[name]) for name in names)
+        return "{" + ",".join(members) + "}"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def event_hash(event: dict) -> str:
+    """The lower-case hex SHA-256 of the event's canonical JSON without ``hash``."""
+    rest = {name: member for name, member in event.items() if name != "hash"}
+    return hashlib.sha256(canonical(rest).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Problem:
+    order: int
+    location: str
+    kind: str
+
+
+@dataclass
+class Held:
+    event: dict
+    location: str
+    order: int
+
+
+class Verifier:
+    def __init__(self, from_start: bool = False) -> None:
+        self.from_start = from_start
+        self.chains: dict[tuple[str, str], dict[int, Held]] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.duplicates = 0
+
+    def add(self, value, location: str) -> None:
+        self.count += 1
+        order = self.count
+        if not isinstance(value, dict):
+            self.problems.append(Problem(order, location, "not_json"))
+            return
+        if isinstance(value.get("specversion"), str):
+            value = value.get("data")
+            if not isinstance(value, dict):
+                self.problems.append(Problem(order, location, "not_an_event"))
+                return
+        if not isinstance(value.get("event_type"), str):
+            self.problems.append(Problem(order, location, "not_an_event"))
+            return
+        if value["event_type"] != "resource_usage":
+            return
+        texts = ("event_id", "version", "host_id", "instance_id", "user_id")
+        objects = ("period", "metrics")
+        if not all(isinstance(value.get(name), str) for name in texts) or not all(
+            isinstance(value.get(name), dict) for name in objects
+        ):
+            self.problems.append(Problem(order, location, "not_an_event"))
+            return
+        if not isinstance(value.get("seq"), int) or not isinstance(value.get("hash"), str):
+            self.problems.append(Problem(order, location, "unchained"))
+            return
+        if event_hash(value) != value["hash"]:
+            self.problems.append(Problem(order, location, "changed"))
+            return
+        chain = self.chains.setdefault((value["host_id"], value["instance_id"]), {})
+        held = chain.get(value["seq"])
+        if held is not None:
+            if held.event["hash"] == value["hash"]:
+                self.duplicates += 1
+            else:
+                self.problems.append(Problem(order, location, "fork"))
+            return
+        chain[value["seq"]] = Held(value, location, order)
+
+    def report(self) -> dict:
+        problems = list(self.problems)
+        for chain in self.chains.values():
+            ordered = [chain[seq] for seq in sorted(chain)]
+            first = ordered[0]
+            if first.event["seq"] == 1 and first.event["prev_hash"] is not None:
+                problems.append(Problem(first.order, first.location, "broken"))
+            if self.from_start and first.event["seq"] != 1:
+                problems.append(Problem(first.order, first.location, "not_from_start"))
+            for earlier, later in zip(ordered, ordered[1:], strict=False):
+                if later.event["seq"] != earlier.event["seq"] + 1:
+                    problems.append(Problem(later.order, later.location, "missing"))
+                    continue
+                if later.event["prev_hash"] != earlier.event["hash"]:
+                    problems.append(Problem(later.order, later.location, "broken"))
+                start, end = later.event["period"]["start"], earlier.event["period"]["end"]
+                if start != end:
+                    problems.append(Problem(later.order, later.location, "overlap" if start < end else "hole"))
+        problems.sort(key=lambda problem: problem.order)
+        report = {"ok": not problems, "events": self.count, "duplicates": self.duplicates, "problems": len(problems)}
+        if problems:
+            report["first_problem"] = {"kind": problems[0].kind, "location": problems[0].location}
+        return report
+
+
+def verify(paths: list[str], from_start: bool = False) -> dict:
+    verifier = Verifier(from_start)
+    for path in paths:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                location = f"{path}:{number}"
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    verifier.add(None, location)
+                    continue
+                if isinstance(value, list):
+                    for index, item in enumerate(value, start=1):
+                        verifier.add(item, f"{location}#{index}")
+                else:
+                    verifier.add(value, location)
+    return verifier.report()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from-start", action="store_true")
+    parser.add_argument("files", nargs="+")
+    arguments = parser.parse_args(argv)
+    report = verify(arguments.files, arguments.from_start)
+    print(json.dumps(report, sort_keys=True))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -123,8 +123,9 @@ extension AgentConfiguration {
             "the file. Instances stored over the API beyond a limit lowered since all stay metered (a " +
             "warning is logged); new ones are refused until fewer remain."),
         .key("schema_version", default: "\"1.0\"", .restart, value: \.schemaVersion,
-            "UsageEvent schema version to emit; `1.0` is the only one " +
-            "(`docs/schema/usage-event-1.0.json`)."),
+            "UsageEvent schema version to emit: `1.0` (`docs/schema/usage-event-1.0.json`) or `1.1`, which " +
+            "adds each instance's hash chain (`seq`, `prev_hash`, `hash`; `docs/schema/usage-event-1.1.json`, " +
+            "docs/VERIFYING.md). 1.1 events are never merged when the outbox nears `outbox.max_bytes`."),
         .key("api.listen", default: "127.0.0.1:9780", .restart, value: \.api.listen,
             "`host:port` (or `[v6-address]:port`) of the local HTTP API (docs/API.md); port 0 to 65535, 0 " +
             "picks a free port (logged as `msg=\"API listening\" api.port=N`); an empty host is `0.0.0.0`. " +

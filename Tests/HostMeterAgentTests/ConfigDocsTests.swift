@@ -141,7 +141,7 @@ import Testing
         "instances_dir": "/tmp/hostmeter-other/instances.d",
         "instance_sample_seconds": "5",
         "max_instances": "100",
-        "schema_version": nil,  // "1.0" is the only version
+        "schema_version": "\"1.1\"",
         "api.listen": "127.0.0.1:9999",
         "api.tokens_file": "/etc/hostmeter/tokens.yaml",
         "api.auth_health_and_metrics": "false",

@@ -40,7 +40,8 @@ import UsageModel
     }
 
     static func outboxEvent(_ event: UsageEvent) throws -> OutboxEvent {
-        try OutboxEvent(event, encoder: UsageEventEncoder())
+        // A chained event keeps its chain (1.1); any other is written as 1.0.
+        try OutboxEvent(event, encoder: UsageEventEncoder(version: event.seq == nil ? .v1_0 : .v1_1))
     }
 
     /// Commits events of every instance, interleaved (a, b, c, a, b, c, …, as the sampler writes them),
@@ -325,6 +326,28 @@ import UsageModel
             let periods = try Self.fill(database, above: Self.maxBytes)
             let leased = try database.lease(now: 1, maxEvents: 1_000_000, maxBytes: 1 << 30)
             try Self.expectFullAndNothingChanges(database, path: path, next: periods, leased: leased.count)
+        }
+    }
+
+    /// UsageEvents 1.1 are never merged: a merge would rewrite their instances' chains. Contiguous,
+    /// never offered, and still full; the refused step's usage waits in its checkpoint as with any
+    /// other full outbox, and goes into the next event once there is room.
+    @Test func chainedEventsAreNeverMergedSoTheOutboxIsFull() throws {
+        try Self.withDatabase { database, path in
+            var heads: [String: ChainHead] = [:]
+            let periods = try Self.fill(database, above: Self.maxBytes) { event in
+                let chained = try! event.chained(after: heads[event.instanceID])
+                heads[event.instanceID] = chained.chainHead
+                return chained
+            }
+            let before = try database.events()
+            try Self.expectFullAndNothingChanges(database, path: path, next: periods, leased: 0)
+            // What was not delivered meanwhile is still there byte for byte: nothing was merged.
+            let stored = Dictionary(uniqueKeysWithValues: before.map { ($0.eventID, $0) })
+            let left = try database.events().filter { stored[$0.eventID] != nil }
+            #expect(!left.isEmpty && left.allSatisfy { stored[$0.eventID] == $0 })
+            let decoded = try left.map { try JSONDecoder().decode(UsageEvent.self, from: $0.payload) }
+            #expect(decoded.allSatisfy { $0.seq != nil && $0.version == "1.1" })
         }
     }
 

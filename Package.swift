@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageModelTests",
-            dependencies: ["UsageModel", "TestSupport"],
+            dependencies: ["UsageModel", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

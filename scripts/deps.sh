@@ -51,9 +51,9 @@ fi
 
 # PyPI, as python module → package: independent readers the tests compare hostmeter against
 # (psutil), the JSON Schema validator for docs/schema (jsonschema), the consumer's CloudEvents SDK
-# (cloudevents), schemathesis, which LiveAPITests runs against docs/openapi.yaml, and for the tests
-# and lint of scripts/hostmeter_tools: pytest, PyYAML (reads back what the configuration writer
-# wrote) and ruff.
+# (cloudevents), schemathesis, which LiveAPITests runs against docs/openapi.yaml, the independent
+# verifier's Ed25519 (cryptography), and for the tests and lint of scripts/hostmeter_tools: pytest,
+# PyYAML (reads back what the configuration writer wrote) and ruff.
 pip_install() {
   python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
@@ -62,6 +62,7 @@ python3 -c 'import psutil' 2>/dev/null || pip_install psutil || echo "deps: cann
 python3 -c 'import jsonschema' 2>/dev/null || pip_install jsonschema || echo "deps: cannot pip install jsonschema" >&2
 python3 -c 'import cloudevents' 2>/dev/null || pip_install cloudevents || echo "deps: cannot pip install cloudevents" >&2
 command -v schemathesis >/dev/null 2>&1 || pip_install schemathesis || echo "deps: cannot pip install schemathesis" >&2
+python3 -c 'import cryptography' 2>/dev/null || pip_install cryptography || echo "deps: cannot pip install cryptography" >&2
 python3 -c 'import pytest' 2>/dev/null || pip_install pytest || echo "deps: cannot pip install pytest" >&2
 python3 -c 'import yaml' 2>/dev/null || pip_install pyyaml || echo "deps: cannot pip install pyyaml" >&2
 python3 -m ruff --version >/dev/null 2>&1 || pip_install ruff || echo "deps: cannot pip install ruff" >&2
@@ -73,7 +74,7 @@ for tool in python3 ip gcc openssl curl promtool prometheus-alertmanager faketim
   command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool || -x /sbin/$tool ]] || absent+=("$tool")
 done
 python3 -m ruff --version >/dev/null 2>&1 || absent+=("python3 module ruff")
-for module in psutil jsonschema cloudevents pytest yaml; do
+for module in psutil jsonschema cloudevents cryptography pytest yaml; do
   python3 -c "import $module" 2>/dev/null || absent+=("python3 module $module")
 done
 if (( ${#absent[@]} )); then

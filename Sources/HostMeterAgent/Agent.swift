@@ -50,7 +50,10 @@ public enum Agent {
                 instanceID: configuration.hostInstanceID, userID: configuration.host.userID,
                 orgID: configuration.host.orgID),
             encoder: UsageEventEncoder(version: configuration.schemaVersion), maxBytes: configuration.outbox.maxBytes,
-            meterHost: configuration.host.enabled)
+            meterHost: configuration.host.enabled,
+            commitments: CommitmentSettings(
+                identity: identity, maxEvents: configuration.commitments.maxEvents,
+                maxSeconds: Int64(configuration.commitments.maxSeconds)))
         let registry = try InstanceRegistry(
             database: database, reserved: [configuration.hostInstanceID], limit: configuration.maxInstances)
         let instances = InstanceSampling(

@@ -7,6 +7,12 @@ extension AgentConfiguration {
         public var keyFile: String?
     }
 
+    /// `commitments:`: how often the agent signs a commitment over its chained events (UsageEvent 1.1).
+    public struct Commitments: Sendable, Equatable {
+        public var maxEvents = 1000
+        public var maxSeconds = 300
+    }
+
     /// The identity key's file.
     public var identityKeyPath: String {
         identity.keyFile ?? (stateDirectory as NSString).appendingPathComponent("identity.pem")
@@ -22,5 +28,15 @@ extension AgentConfiguration.Identity {
             keyFile = try file.optionalString()
             if keyFile?.isEmpty == true { throw file.error("must not be empty; null: identity.pem in state_dir") }
         }
+    }
+}
+
+extension AgentConfiguration.Commitments {
+    /// The `commitments:` section.
+    init(_ node: ConfigNode) throws(ConfigurationError) {
+        self.init()
+        let keys = try node.section()
+        maxEvents = try keys["max_events"]?.int(default: maxEvents) ?? maxEvents
+        maxSeconds = try keys["max_seconds"]?.int(default: maxSeconds) ?? maxSeconds
     }
 }

@@ -34,6 +34,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var log = Log()
     public var gpu = GPUSettings()
     public var identity = Identity()
+    public var commitments = Commitments()
     public var probes = HostSamplerConfiguration()
     /// `thresholds:`: the configuration's rules (an API-set list wins while one is stored).
     public var thresholds: [ThresholdRule] = []
@@ -187,6 +188,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         gpu = try GPUSettings(node("gpu"))
         log = try Log(node("log"))
         identity = try Identity(node("identity"))
+        commitments = try Commitments(node("commitments"))
         probes = try Self.probes(node("probes"))
     }
 

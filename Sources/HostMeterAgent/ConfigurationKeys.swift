@@ -100,6 +100,14 @@ extension AgentConfiguration {
             "`identity.pem` in `state_dir`. Made at the first start with mode 0600 and kept for life " +
             "(`hostmeter identity` and `GET /identity` show its public half). A key file that its group or " +
             "others may read, a symbolic link or a file of another owner is refused (exit 2)."),
+        .key("commitments.max_events", default: "1000", .restart, range: .integer(1...1_000_000),
+            value: \.commitments.maxEvents,
+            "With `schema_version: \"1.1\"`: a signed `usage_commitment` is made once this many chained " +
+            "events wait for one, 1 to 1000000 (docs/VERIFYING.md)."),
+        .key("commitments.max_seconds", default: "300", .restart, range: .integer(10...86_400),
+            value: \.commitments.maxSeconds,
+            "With `schema_version: \"1.1\"`: a commitment is made at the first step this many seconds " +
+            "after the last one, 10 to 86400, when any chained event waits for one."),
         .key("instance_sample_seconds", default: "min(interval_seconds, 15)", .restart, range: .integer(1...3600),
             value: \.instanceSampleSeconds,
             "How often the instances of `instances_dir` and the API are probed (their cgroups, taps and " +

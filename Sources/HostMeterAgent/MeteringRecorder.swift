@@ -33,6 +33,11 @@ public struct MeteringRecorder: Sendable {
     public private(set) var state: MeteringState
     /// The head of each instance's hash chain as of the last commit (UsageEvent 1.1).
     public private(set) var chains: [String: ChainHead]
+    /// Signed commitments over the chained events; nil: none are made.
+    public let commitments: CommitmentSettings?
+    /// The last commitment, and the chained events stored since, as of the last commit.
+    public private(set) var commitmentHead: CommitmentHead?
+    public private(set) var uncommitted: [CommitmentLeaf]
 
     public var configuration: MeterConfiguration { engine.configuration }
     public var identity: InstanceIdentity { engine.identity }
@@ -51,8 +56,9 @@ public struct MeteringRecorder: Sendable {
     /// being guessed at.
     public init(
         database: AgentDatabase, configuration: MeterConfiguration, identity: InstanceIdentity,
-        encoder: UsageEventEncoder, maxBytes: Int? = nil, meterHost: Bool = true
+        encoder: UsageEventEncoder, maxBytes: Int? = nil, meterHost: Bool = true, commitments: CommitmentSettings? = nil
     ) throws(OutboxError) {
+        self.commitments = encoder.version == .v1_1 ? commitments : nil
         self.database = database
         self.engine = MeteringEngine(configuration: configuration, identity: identity, meterHost: meterHost)
         self.maxBytes = maxBytes
@@ -77,6 +83,7 @@ public struct MeteringRecorder: Sendable {
         }
         self.state = MeteringState(checkpoints: checkpoints, thresholds: thresholds)
         chains = try database.chainHeads()
+        (commitmentHead, uncommitted) = try database.commitmentState()
     }
 
     /// Runs the engine on one sample (`MeteringEngine.step`: what each argument means and what is
@@ -96,7 +103,7 @@ public struct MeteringRecorder: Sendable {
         else { return nil }
         let commit: MeteringCommit
         do {
-            commit = try makeCommit(step)
+            commit = try makeCommit(step, now: Int64(sample.time.wallNanos / 1_000_000_000))
         } catch {
             throw .failed(path: database.path, operation: "encode metering step", reason: "\(error)")
         }
@@ -104,6 +111,12 @@ public struct MeteringRecorder: Sendable {
             commit, now: Int64(sample.time.wallNanos / 1_000_000_000), maxBytes: maxBytes, readingStats: readingStats)
         state = step.state
         chains.merge(commit.chainHeads) { $1 }
+        if let head = commit.commitmentHead {
+            commitmentHead = head
+            uncommitted = []
+        } else {
+            uncommitted += commit.commitmentLeaves
+        }
         return RecordedStep(step: step, outbox: outbox)
     }
 
@@ -125,13 +138,14 @@ public struct MeteringRecorder: Sendable {
         state.unsaved = []
     }
 
-    private func makeCommit(_ step: MeteringStep) throws -> MeteringCommit {
+    private func makeCommit(_ step: MeteringStep, now: Int64) throws -> MeteringCommit {
         let events = step.events, gaps = step.gaps, baselines = step.baselines, alerts = step.thresholdEvents
         let thresholdStates = step.thresholdStates
         let changed = step.checkpointsToWrite.compactMap { id in step.state.checkpoints[id].map { (id, $0) } }
         // UsageEvent 1.1: each instance's events chained in period order after its stored head; the
         // new heads go into the same transaction as the events.
         var heads: [String: ChainHead] = [:]
+        var leaves: [CommitmentLeaf] = []
         var usageEvents: [OutboxEvent] = []
         usageEvents.reserveCapacity(events.count)
         if encoder.version == .v1_1 {
@@ -139,6 +153,9 @@ public struct MeteringRecorder: Sendable {
                 let chained = try event.chained(after: heads[event.instanceID] ?? chains[event.instanceID])
                 heads[event.instanceID] = chained.chainHead
                 usageEvents.append(try OutboxEvent(chained, encoder: encoder))
+                if let head = chained.chainHead {
+                    leaves.append(CommitmentLeaf(instanceID: event.instanceID, seq: head.seq, hash: head.hash, period: event.period))
+                }
             }
         } else {
             usageEvents = try events.map { try OutboxEvent($0, encoder: encoder) }
@@ -167,8 +184,40 @@ public struct MeteringRecorder: Sendable {
                     rule: key.rule, instanceID: key.instanceID, state: try Self.stateEncoder.encode(states[key]))
             }
         }
-        return MeteringCommit(
+        var commit = MeteringCommit(
             checkpoints: checkpoints, events: usageEvents + alertEvents, gaps: gapRecords, baselines: baselineRecords,
             thresholdStates: stateRecords, removedCheckpoints: step.removedCheckpoints, chainHeads: heads)
+        if let commitments {
+            let pending = uncommitted + leaves
+            let since = commitmentHead?.madeAt ?? pending.map(\.period.end).min() ?? now
+            if !pending.isEmpty, pending.count >= commitments.maxEvents || now - since >= commitments.maxSeconds {
+                let commitment = try UsageCommitment.make(
+                    leaves: pending, after: commitmentHead, hostID: configuration.hostID, timestamp: now,
+                    identity: commitments.identity)
+                commit.events.append(
+                    OutboxEvent(
+                        eventID: commitment.eventID, eventType: UsageCommitment.eventType, instanceID: "",
+                        periodStart: commitment.period.start, periodEnd: commitment.period.end,
+                        payload: Data(try commitment.wireJSON()), userID: nil, orgID: nil))
+                commit.commitmentHead = commitment.head
+            } else {
+                commit.commitmentLeaves = leaves
+            }
+        }
+        return commit
+    }
+}
+
+/// When the agent signs a commitment over the chained events it stored (UsageEvent 1.1): once
+/// `maxEvents` are waiting, or once `maxSeconds` have passed since the last commitment.
+public struct CommitmentSettings: Sendable {
+    public var identity: SigningIdentity
+    public var maxEvents: Int
+    public var maxSeconds: Int64
+
+    public init(identity: SigningIdentity, maxEvents: Int = 1000, maxSeconds: Int64 = 300) {
+        self.identity = identity
+        self.maxEvents = maxEvents
+        self.maxSeconds = maxSeconds
     }
 }

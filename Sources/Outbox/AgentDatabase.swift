@@ -295,11 +295,31 @@ public struct AgentDatabase: Sendable {
     /// event the agent made for it, written in the transaction that stores that event. A row
     /// outlives the instance's checkpoint, so an instance that goes and comes back continues its
     /// chain instead of starting a second one at seq 1.
+    ///
+    /// The signed commitments over those events (UsageEvent 1.1): `commitment_leaves` holds the
+    /// events stored since the last commitment (each commit adds its own), `commitment_head` the
+    /// last commitment's seq, hash and time. The commit that stores a commitment empties the leaves
+    /// and moves the head in the same transaction, so every chained event is covered by exactly one
+    /// commitment whatever crashes.
     static let eventChainsSchema = """
         CREATE TABLE event_chains (
             instance_id TEXT PRIMARY KEY,
             seq INTEGER NOT NULL CHECK (seq > 0),
             hash TEXT NOT NULL
+        );
+        CREATE TABLE commitment_leaves (
+            instance_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            period_start INTEGER NOT NULL,
+            period_end INTEGER NOT NULL,
+            PRIMARY KEY (instance_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE commitment_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL CHECK (seq > 0),
+            hash TEXT NOT NULL,
+            made_at INTEGER NOT NULL
         );
         """
 
@@ -509,6 +529,25 @@ public struct AgentDatabase: Sendable {
                     try upsert.execute(arguments: [instanceID, head.seq, head.hash])
                 }
             }
+            if let head = commit.commitmentHead {
+                // The commitment stored with this step covers every leaf so far, this step's too.
+                try db.cachedStatement(sql: "DELETE FROM commitment_leaves").execute()
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO commitment_head (id, seq, hash, made_at) VALUES (1, ?, ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, made_at = excluded.made_at
+                        """
+                ).execute(arguments: [head.seq, head.hash, head.madeAt])
+            } else if !commit.commitmentLeaves.isEmpty {
+                let insert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO commitment_leaves (instance_id, seq, hash, period_start, period_end)
+                        VALUES (?, ?, ?, ?, ?)
+                        """)
+                for leaf in commit.commitmentLeaves {
+                    try insert.execute(arguments: [leaf.instanceID, leaf.seq, leaf.hash, leaf.period.start, leaf.period.end])
+                }
+            }
             for instanceID in commit.removedCheckpoints {
                 try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE instance_id = ?").execute(arguments: [instanceID])
             }
@@ -544,6 +583,21 @@ public struct AgentDatabase: Sendable {
                 heads[row[0]] = ChainHead(seq: row[1], hash: row[2])
             }
             return heads
+        }
+    }
+
+    /// The last commitment's head and the leaves stored since (UsageEvent 1.1).
+    public func commitmentState() throws(OutboxError) -> (head: CommitmentHead?, leaves: [CommitmentLeaf]) {
+        try read("read commitment state") { db in
+            let head = try Row.fetchOne(db, sql: "SELECT seq, hash, made_at FROM commitment_head WHERE id = 1").map {
+                CommitmentHead(seq: $0[0], hash: $0[1], madeAt: $0[2])
+            }
+            let leaves = try Row.fetchAll(
+                db, sql: "SELECT instance_id, seq, hash, period_start, period_end FROM commitment_leaves"
+            ).map { row in
+                CommitmentLeaf(instanceID: row[0], seq: row[1], hash: row[2], period: Period(start: row[3], end: row[4]))
+            }
+            return (head, leaves)
         }
     }
 

@@ -102,13 +102,21 @@ public struct MeteringCommit: Sendable, Equatable {
     /// instance id: stored with the events that made them, and kept when an instance goes, so
     /// that one coming back goes on from its last seq.
     public var chainHeads: [String: ChainHead]
+    /// This step's chained events, for the next commitment to cover (when this step stores none).
+    public var commitmentLeaves: [CommitmentLeaf]
+    /// Set when this step stores a commitment (among `events`): it covers every leaf stored so far
+    /// and this step's, and becomes the head.
+    public var commitmentHead: CommitmentHead?
 
     public init(
         checkpoints: [CheckpointRecord] = [], events: [OutboxEvent] = [], gaps: [GapRecord] = [],
         baselines: [BaselineRecord] = [], thresholdStates: [ThresholdStateRecord]? = nil,
-        removedCheckpoints: [String] = [], chainHeads: [String: ChainHead] = [:]
+        removedCheckpoints: [String] = [], chainHeads: [String: ChainHead] = [:],
+        commitmentLeaves: [CommitmentLeaf] = [], commitmentHead: CommitmentHead? = nil
     ) {
         self.chainHeads = chainHeads
+        self.commitmentLeaves = commitmentLeaves
+        self.commitmentHead = commitmentHead
         self.checkpoints = checkpoints
         self.events = events
         self.gaps = gaps
@@ -119,7 +127,7 @@ public struct MeteringCommit: Sendable, Equatable {
 
     public var isEmpty: Bool {
         checkpoints.isEmpty && events.isEmpty && gaps.isEmpty && baselines.isEmpty && thresholdStates == nil
-            && removedCheckpoints.isEmpty && chainHeads.isEmpty
+            && removedCheckpoints.isEmpty && chainHeads.isEmpty && commitmentLeaves.isEmpty && commitmentHead == nil
     }
 }
 

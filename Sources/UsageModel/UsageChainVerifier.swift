@@ -14,6 +14,11 @@ public struct UsageChainVerifier {
         public enum Kind: String, Sendable {
             case notJSON = "not_json", notAnEvent = "not_an_event", unchained, changed, fork, missing, broken, overlap, hole
             case notFromStart = "not_from_start"
+            /// About commitments: a signature that does not verify (or by another key), a root that
+            /// is not the covered events', a covered event that is not here, a commitment missing
+            /// from its host's chain of them or linked to the wrong one, an event covered twice.
+            case badSignature = "bad_signature", rootMismatch = "root_mismatch", uncovered
+            case commitmentMissing = "commitment_missing", commitmentBroken = "commitment_broken", coveredTwice = "covered_twice"
         }
 
         public var kind: Kind
@@ -51,6 +56,11 @@ public struct UsageChainVerifier {
 
     public struct Report: Sendable {
         public var events: Int
+        /// Commitments read, and how many of them had their signature checked against a key.
+        public var commitments: Int
+        public var signaturesChecked: Int
+        /// Chained events no commitment here covers: those made after the last one delivered.
+        public var uncommitted: Int
         /// Copies of an event already counted.
         public var duplicates: Int
         /// ThresholdEvents and anything else that is not a UsageEvent, passed over.
@@ -71,7 +81,17 @@ public struct UsageChainVerifier {
         var instanceID: String
     }
 
+    private struct HeldCommitment {
+        var commitment: UsageCommitment
+        var location: String
+        var order: Int
+    }
+
     private var chains: [ChainKey: [Int64: Entry]] = [:]
+    private var commitments: [String: [Int64: HeldCommitment]] = [:]
+    private var signaturesChecked = 0
+    /// Public keys by host id; the key under nil is any host's.
+    private let keys: [String?: PublicIdentity]
     private var problems: [(order: Int, problem: Problem)] = []
     private var count = 0
     private var duplicates = 0
@@ -79,8 +99,11 @@ public struct UsageChainVerifier {
     /// When set, every chain must start at seq 1: the input is an instance's whole history.
     public var fromStart: Bool
 
-    public init(fromStart: Bool = false) {
+    /// `keys`: the hosts' public keys, by host id (nil: a key for every host); a commitment of a
+    /// host without a key has its hash and root checked but not its signature.
+    public init(fromStart: Bool = false, keys: [String?: PublicIdentity] = [:]) {
         self.fromStart = fromStart
+        self.keys = keys
     }
 
     /// Adds one delivered JSON object: a UsageEvent, a CloudEvent carrying one in `data`, or
@@ -106,6 +129,9 @@ public struct UsageChainVerifier {
             cloudEvent = true
         }
         guard case .string(let type)? = members["event_type"] else { return refuse(.notAnEvent, "no event_type: not a hostmeter event") }
+        if type == UsageCommitment.eventType {
+            return addCommitment(members, object: object, cloudEvent: cloudEvent, location: location, order: order)
+        }
         guard type == UsageEvent.eventType else {
             others += 1
             return
@@ -142,6 +168,105 @@ public struct UsageChainVerifier {
             return
         }
         chains[key, default: [:]][seq] = Entry(event: event, location: location, order: order)
+    }
+
+    /// An event's place in the commitment that covers it.
+    public struct InclusionProof: Sendable {
+        public var eventID: String
+        public var commitmentEventID: String
+        public var commitmentSeq: Int64
+        public var leafIndex: Int
+        public var treeSize: Int
+        public var leafHash: String
+        public var path: [String]
+        public var root: String
+        /// Whether the path leads from the event's hash to the commitment's root.
+        public var verified: Bool
+    }
+
+    /// The inclusion proof of the event `eventID` in the commitment here that covers it, when that
+    /// commitment's events are all here (RFC 9162 §2.1.3).
+    public func inclusionProof(of eventID: String) -> InclusionProof? {
+        guard let (key, target) = chains.lazy.compactMap({ key, entries in
+            entries.values.first { $0.event.eventID == eventID }.map { (key, $0) }
+        }).first, let seq = target.event.seq else { return nil }
+        for held in (commitments[key.hostID] ?? [:]).values {
+            let commitment = held.commitment
+            guard commitment.ranges.contains(where: { $0.instanceID == key.instanceID && ($0.firstSeq...$0.lastSeq).contains(seq) })
+            else { continue }
+            var leaves: [CommitmentLeaf] = []
+            for range in commitment.ranges where range.firstSeq <= range.lastSeq {
+                let chain = chains[ChainKey(hostID: key.hostID, instanceID: range.instanceID)] ?? [:]
+                for member in range.firstSeq...range.lastSeq {
+                    guard let event = chain[member]?.event, let hash = event.hash else { return nil }
+                    leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: member, hash: hash, period: event.period))
+                }
+            }
+            let ordered = CommitmentLeaf.ordered(leaves).map { $0.hashBytes ?? Data($0.hash.utf8) }
+            guard let index = CommitmentLeaf.ordered(leaves).firstIndex(where: { $0.instanceID == key.instanceID && $0.seq == seq }),
+                let path = MerkleTree.inclusionProof(of: index, in: ordered),
+                let root = CommitmentLeaf.bytes(hex: commitment.root)
+            else { return nil }
+            let leafHash = MerkleTree.leafHash(ordered[index])
+            return InclusionProof(
+                eventID: eventID, commitmentEventID: commitment.eventID, commitmentSeq: commitment.seq, leafIndex: index,
+                treeSize: ordered.count, leafHash: UsageCommitment.hex(leafHash), path: path.map(UsageCommitment.hex),
+                root: commitment.root,
+                verified: MerkleTree.verify(leafHash: leafHash, index: index, size: ordered.count, proof: path, root: root))
+        }
+        return nil
+    }
+
+    private mutating func addCommitment(
+        _ members: [String: CanonicalJSON], object: Data, cloudEvent: Bool, location: String, order: Int
+    ) {
+        func refuse(_ kind: Problem.Kind, _ reason: String, _ commitment: UsageCommitment? = nil) {
+            problems.append(
+                (order, Problem(
+                    kind: kind, location: location, eventID: commitment?.eventID, hostID: commitment?.hostID,
+                    instanceID: nil, seq: commitment?.seq, reason: reason)))
+        }
+        let commitment: UsageCommitment
+        do {
+            commitment =
+                cloudEvent
+                ? try JSONDecoder().decode(CommitmentEnvelope.self, from: object).data
+                : try JSONDecoder().decode(UsageCommitment.self, from: object)
+        } catch {
+            return refuse(.notAnEvent, "not a usage_commitment: \(error)")
+        }
+        var sealed = members
+        sealed["hash"] = nil
+        sealed["signature"] = nil
+        let bytes: [UInt8]
+        do {
+            bytes = try CanonicalJSON.object(sealed).canonicalBytes()
+        } catch {
+            return refuse(.changed, "\(error)", commitment)
+        }
+        guard UsageEvent.hexSHA256(bytes) == commitment.hash else {
+            return refuse(.changed, "hash \(commitment.hash) is not the SHA-256 of the commitment's content: it was changed", commitment)
+        }
+        if let key = keys[commitment.hostID] ?? keys[nil] {
+            guard commitment.keyID == key.keyID else {
+                return refuse(
+                    .badSignature, "signed with key \(commitment.keyID), not the host's \(key.keyID)", commitment)
+            }
+            guard let signature = Data(base64Encoded: commitment.signature),
+                key.isValidSignature(signature, of: bytes)
+            else {
+                return refuse(.badSignature, "the signature does not verify with key \(key.keyID): forged or changed", commitment)
+            }
+            signaturesChecked += 1
+        }
+        if let held = commitments[commitment.hostID]?[commitment.seq] {
+            if held.commitment.hash != commitment.hash {
+                refuse(.fork, "a second, different commitment with this seq (the first at \(held.location))", commitment)
+            }
+            return
+        }
+        commitments[commitment.hostID, default: [:]][commitment.seq] = HeldCommitment(
+            commitment: commitment, location: location, order: order)
     }
 
     /// The chains checked link by link.
@@ -190,9 +315,69 @@ public struct UsageChainVerifier {
                     lastHash: last.event.hash ?? "", firstPrevHash: first.event.prevHash,
                     periodStart: first.event.period.start, periodEnd: last.event.period.end))
         }
+        // Commitments: each host's chain of them, then each one's root over the events it covers.
+        var covered: Set<String> = []
+        var commitmentCount = 0
+        for (host, held) in commitments {
+            let ordered = held.values.sorted { $0.commitment.seq < $1.commitment.seq }
+            commitmentCount += ordered.count
+            func refuse(_ entry: HeldCommitment, _ kind: Problem.Kind, _ reason: String) {
+                found.append(
+                    (entry.order, Problem(
+                        kind: kind, location: entry.location, eventID: entry.commitment.eventID, hostID: host,
+                        instanceID: nil, seq: entry.commitment.seq, reason: "commitment: " + reason)))
+            }
+            if let first = ordered.first, first.commitment.seq == 1, first.commitment.prevHash != nil {
+                refuse(first, .commitmentBroken, "seq 1 has a prev_hash")
+            }
+            if fromStart, let first = ordered.first, first.commitment.seq != 1 {
+                refuse(first, .commitmentMissing, "this host's commitments start at \(first.commitment.seq), not 1")
+            }
+            for (earlier, later) in zip(ordered, ordered.dropFirst()) {
+                if later.commitment.seq != earlier.commitment.seq + 1 {
+                    refuse(later, .commitmentMissing, "commitment \(earlier.commitment.seq + 1) of this host is missing")
+                } else if later.commitment.prevHash != earlier.commitment.hash {
+                    refuse(later, .commitmentBroken, "prev_hash is not the hash of commitment \(earlier.commitment.seq)")
+                }
+            }
+            for entry in ordered {
+                var leaves: [CommitmentLeaf] = []
+                var absent: [String] = []
+                for range in entry.commitment.ranges where range.firstSeq <= range.lastSeq {
+                    let chain = chains[ChainKey(hostID: host, instanceID: range.instanceID)] ?? [:]
+                    for seq in range.firstSeq...range.lastSeq {
+                        guard let event = chain[seq]?.event, let hash = event.hash else {
+                            absent.append("\(range.instanceID) seq \(seq)")
+                            continue
+                        }
+                        let key = "\(host)\n\(range.instanceID)\n\(seq)"
+                        if !covered.insert(key).inserted {
+                            refuse(entry, .coveredTwice, "\(range.instanceID) seq \(seq) is covered by another commitment too")
+                        }
+                        leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: seq, hash: hash, period: event.period))
+                    }
+                }
+                guard absent.isEmpty else {
+                    refuse(
+                        entry, .uncovered,
+                        "it covers \(absent.count) event\(absent.count == 1 ? "" : "s") that are not here (first: \(absent[0])): dropped or cut")
+                    continue
+                }
+                let root = UsageCommitment.hex(
+                    MerkleTree.root(CommitmentLeaf.ordered(leaves).map { $0.hashBytes ?? Data($0.hash.utf8) }))
+                if leaves.count != entry.commitment.treeSize || root != entry.commitment.root {
+                    refuse(entry, .rootMismatch, "its root \(entry.commitment.root) is not the root over the \(leaves.count) events it covers (\(root))")
+                }
+            }
+        }
+        var uncommitted = 0
+        for (key, entries) in chains {
+            for seq in entries.keys where !covered.contains("\(key.hostID)\n\(key.instanceID)\n\(seq)") { uncommitted += 1 }
+        }
         verified.sort { ($0.hostID, $0.instanceID) < ($1.hostID, $1.instanceID) }
         return Report(
-            events: count, duplicates: duplicates, otherEvents: others, chains: verified,
+            events: count, commitments: commitmentCount, signaturesChecked: signaturesChecked, uncommitted: uncommitted,
+            duplicates: duplicates, otherEvents: others, chains: verified,
             problems: found.sorted { $0.order < $1.order }.map(\.problem))
     }
 }
@@ -200,4 +385,9 @@ public struct UsageChainVerifier {
 /// A structured CloudEvent's `data`, as the cloudevents sink sends a UsageEvent.
 private struct CloudEventEnvelope: Decodable {
     var data: UsageEvent
+}
+
+/// A structured CloudEvent's `data`, as the cloudevents sink sends a commitment.
+private struct CommitmentEnvelope: Decodable {
+    var data: UsageCommitment
 }

@@ -25,6 +25,17 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Every chain must start at seq 1: the files hold each instance's whole history.")
     var fromStart = false
 
+    @Option(
+        name: .customLong("key"),
+        help: ArgumentHelp(
+            "A host's public key: the JSON of GET /identity or `hostmeter identity` (which names its host), or a PEM or "
+                + "base64 key alone (for every host). Repeat for each host. Commitments of a host with a key have their "
+                + "signatures checked.", valueName: "FILE"))
+    var keyFiles: [String] = []
+
+    @Option(help: "Print the inclusion proof of this event in the commitment that covers it, and check it.")
+    var proof: String?
+
     @Argument(help: "Files of delivered events (- for standard input).")
     var files: [String]
 
@@ -32,7 +43,17 @@ struct VerifyCommand: ParsableCommand {
     static let maxLineBytes = 64 << 20
 
     func run() throws {
-        var verifier = UsageChainVerifier(fromStart: fromStart)
+        var keys: [String?: PublicIdentity] = [:]
+        for file in keyFiles {
+            do {
+                let (host, key) = try Self.readKey(file)
+                keys[host] = key
+            } catch {
+                FileHandle.standardError.write(Data("hostmeter: --key \(file): \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        var verifier = UsageChainVerifier(fromStart: fromStart, keys: keys)
         for file in files {
             do {
                 try Self.read(file) { line, number in Self.add(line, at: "\(file):\(number)", to: &verifier) }
@@ -42,6 +63,16 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         let report = verifier.report()
+        if let proof {
+            guard let found = verifier.inclusionProof(of: proof) else {
+                FileHandle.standardError.write(
+                    Data("hostmeter: verify: no commitment here covers event \(proof) with all its events\n".utf8))
+                throw ExitCode.failure
+            }
+            print(String(decoding: Self.proofJSON(found), as: UTF8.self))
+            guard found.verified else { throw ExitCode.failure }
+            return
+        }
         print(String(decoding: Self.summary(report), as: UTF8.self))
         if let first = report.problems.first {
             let more = report.problems.count - 1
@@ -90,6 +121,38 @@ struct VerifyCommand: ParsableCommand {
         if ferror(stream) != 0 { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
     }
 
+    /// A key file: the identity document (host and key), or a key alone (nil host: every host).
+    static func readKey(_ path: String) throws -> (String?, PublicIdentity) {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
+            guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                let key = object["public_key"] as? String
+            else { throw ValidationError("a JSON object without public_key") }
+            return (object["host_id"] as? String, try PublicIdentity(text: key))
+        }
+        return (nil, try PublicIdentity(text: text))
+    }
+
+    static func proofJSON(_ proof: UsageChainVerifier.InclusionProof) -> [UInt8] {
+        var json = JSONBytes(capacity: 1024, escapingSlashes: false)
+        json.beginObject()
+        json.member("commitment_event_id", proof.commitmentEventID)
+        json.member("commitment_seq", proof.commitmentSeq)
+        json.member("event_id", proof.eventID)
+        json.member("leaf_hash", proof.leafHash)
+        json.member("leaf_index", proof.leafIndex)
+        json.key("proof")
+        json.beginArray()
+        for hash in proof.path { json.string(hash) }
+        json.endArray()
+        json.member("root", proof.root)
+        json.member("tree_size", proof.treeSize)
+        json.key("verified")
+        json.bool(proof.verified)
+        json.endObject()
+        return json.bytes
+    }
+
     static func summary(_ report: UsageChainVerifier.Report) -> [UInt8] {
         var json = JSONBytes(capacity: 1024, escapingSlashes: false)
         json.beginObject()
@@ -109,6 +172,7 @@ struct VerifyCommand: ParsableCommand {
             json.endObject()
         }
         json.endArray()
+        json.member("commitments", report.commitments)
         json.member("duplicates", report.duplicates)
         json.member("events", report.events)
         if let first = report.problems.first {
@@ -124,6 +188,8 @@ struct VerifyCommand: ParsableCommand {
         json.bool(report.problems.isEmpty)
         json.member("other_events", report.otherEvents)
         json.member("problems", report.problems.count)
+        json.member("signatures_checked", report.signaturesChecked)
+        json.member("uncommitted_events", report.uncommitted)
         json.endObject()
         return json.bytes
     }

@@ -104,7 +104,15 @@ import UsageModel
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        for (index, (name, lines, flags, expected)) in try Self.cases().enumerated() {
+        try Self.expectAgreement(try Self.cases(), in: directory)
+    }
+
+    /// Runs both verifiers on each case's file and expects the case's verdict from both.
+    static func expectAgreement(
+        _ cases: [(String, [Any], [String], (kind: String, line: String)?)], in directory: URL,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        for (index, (name, lines, flags, expected)) in cases.enumerated() {
             let file = directory.appendingPathComponent("case-\(index).jsonl")
             let text = try lines.map { line -> String in
                 if let raw = line as? String { return raw }
@@ -134,8 +142,107 @@ import UsageModel
                 #expect(swiftReport["ok"] as? Bool == true && pythonReport["ok"] as? Bool == true, "\(name)")
             }
             #expect(swiftReport["problems"] as? Int == pythonReport["problems"] as? Int, "\(name): \(swift.stderr)")
-            #expect(swiftReport["duplicates"] as? Int == pythonReport["duplicates"] as? Int, "\(name)")
+            for figure in ["duplicates", "commitments", "signatures_checked", "uncommitted_events"] {
+                #expect(swiftReport[figure] as? Int == pythonReport[figure] as? Int, "\(name): \(figure)")
+            }
         }
+    }
+
+    /// A delivery with signed commitments: events 1–3, the commitment over them, events 4–6, the
+    /// commitment over those.
+    static func committed(_ events: Delivery, identity: SigningIdentity) throws -> (lines: [Any], commitments: [[String: Any]]) {
+        var head: CommitmentHead?
+        var lines: [Any] = []
+        var commitments: [[String: Any]] = []
+        for part in [events[0..<3], events[3..<6]] {
+            let leaves = part.map { event in
+                let period = event["period"] as! [String: Any]
+                return CommitmentLeaf(
+                    instanceID: event["instance_id"] as! String, seq: Int64(event["seq"] as! Int), hash: event["hash"] as! String,
+                    period: Period(start: Int64(period["start"] as! Int), end: Int64(period["end"] as! Int)))
+            }
+            let commitment = try UsageCommitment.make(
+                leaves: leaves, after: head, hostID: "hv-a", timestamp: 1_764_900_000 + (head?.seq ?? 0), identity: identity)
+            head = commitment.head
+            let object = try JSONSerialization.jsonObject(with: Data(try commitment.wireJSON())) as! [String: Any]
+            lines += part.map { $0 as Any } + [object]
+            commitments.append(object)
+        }
+        return (lines, commitments)
+    }
+
+    @Test func bothVerifiersAgreeOnSignedCommitmentsAndTheirForgeries() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let identity = SigningIdentity.generate()
+        let keyFile = directory.appendingPathComponent("hv-a.json")
+        try Data(identity.publicIdentity.document(hostID: "hv-a", keyFile: nil)).write(to: keyFile)
+        let events = try Self.chain(host: "hv-a", events: 6)
+        let (clean, _) = try Self.committed(events, identity: identity)
+
+        var forged = clean
+        var commitment = forged[3] as! [String: Any]
+        var signature = Data(base64Encoded: commitment["signature"] as! String)!
+        signature[5] ^= 1
+        commitment["signature"] = signature.base64EncodedString()
+        forged[3] = commitment
+        let (otherKey, _) = try Self.committed(events, identity: SigningIdentity.generate())
+        // Event 2 changed and every hash after it made again: the chain holds, the root does not.
+        var rewritten = events
+        var metrics = rewritten[1]["metrics"] as! [String: Any]
+        metrics["cpu_seconds"] = 0
+        rewritten[1]["metrics"] = metrics
+        rewritten[1] = try Self.rehashed(rewritten[1])
+        for index in 2..<rewritten.count {
+            rewritten[index]["prev_hash"] = rewritten[index - 1]["hash"]
+            rewritten[index] = try Self.rehashed(rewritten[index])
+        }
+        let (rewrittenLines, _) = try Self.committed(rewritten, identity: identity)
+        var rewrittenWithOriginalCommitments = rewrittenLines
+        rewrittenWithOriginalCommitments[3] = clean[3]
+        rewrittenWithOriginalCommitments[7] = clean[7]
+        // The last event cut, the commitment over it kept.
+        var cut = clean
+        cut.remove(at: 6)
+        // The first commitment dropped: asked for the whole history, the second is not the first.
+        var skipped = clean
+        skipped.remove(at: 3)
+        // The middle one of three dropped: the chain of commitments has a hole.
+        let more = try Self.chain(host: "hv-a", events: 9)
+        var three = try Self.committed(Array(more[0..<6]), identity: identity).lines
+        let last = try UsageCommitment.make(
+            leaves: more[6..<9].map { event in
+                let period = event["period"] as! [String: Any]
+                return CommitmentLeaf(
+                    instanceID: "vm-7", seq: Int64(event["seq"] as! Int), hash: event["hash"] as! String,
+                    period: Period(start: Int64(period["start"] as! Int), end: Int64(period["end"] as! Int)))
+            },
+            after: try JSONDecoder().decode(UsageCommitment.self, from: try JSONSerialization.data(withJSONObject: three[7])).head,
+            hostID: "hv-a", timestamp: 1_764_900_100, identity: identity)
+        three += more[6..<9].map { $0 as Any } + [try JSONSerialization.jsonObject(with: Data(try last.wireJSON()))]
+        three.remove(at: 7)
+        let cases: [(String, [Any], [String], (kind: String, line: String)?)] = [
+            ("signed and complete", clean, ["--key", keyFile.path], nil),
+            ("signed, no key given: hashes and roots only", clean, [], nil),
+            ("a forged signature", forged, ["--key", keyFile.path], ("bad_signature", "4")),
+            ("signed by another key", otherKey, ["--key", keyFile.path], ("bad_signature", "4")),
+            ("a rewritten, re-hashed chain", rewrittenWithOriginalCommitments, ["--key", keyFile.path], ("root_mismatch", "4")),
+            ("the tail cut before the last commitment", cut, ["--key", keyFile.path], ("uncovered", "7")),
+            ("the first commitment dropped, whole history asked", skipped, ["--key", keyFile.path, "--from-start"],
+             ("commitment_missing", "7")),
+            ("the middle commitment dropped", three, ["--key", keyFile.path], ("commitment_missing", "11")),
+        ]
+        try Self.expectAgreement(cases, in: directory)
+        let summary = try jsonObject(try hostmeter("verify", "--key", keyFile.path, directory.appendingPathComponent("case-0.jsonl").path).stdout)
+        #expect(summary["signatures_checked"] as? Int == 2 && summary["uncommitted_events"] as? Int == 0)
+
+        // An inclusion proof of event 5, and its check.
+        let proof = try hostmeter(
+            "verify", "--proof", events[4]["event_id"] as! String, directory.appendingPathComponent("case-0.jsonl").path)
+        let object = try jsonObject(proof.stdout)
+        #expect(proof.status == 0 && object["verified"] as? Bool == true && object["tree_size"] as? Int == 3, "\(object)")
+        #expect(object["leaf_index"] as? Int == 1 && (object["proof"] as? [String])?.count == 2)
     }
 
     @Test func aFileThatCannotBeReadExitsTwo() throws {

@@ -68,6 +68,52 @@ import UsageModel
         #expect(vm.map(\.prevHash) == [nil] + vm.dropLast().map(\.hash))
     }
 
+    /// Commitments made in the commits that store the events, every `maxEvents` or `maxSeconds`,
+    /// carried over a restart: every event stored is covered by exactly one commitment, each signed
+    /// by the agent's key, or waits for the next one.
+    @Test func commitmentsCoverEveryEventOnceAcrossARestart() throws {
+        let scratch = try Fixture.Scratch()
+        defer { scratch.remove() }
+        let identity = SigningIdentity.generate()
+        func recorder() throws -> MeteringRecorder {
+            try MeteringRecorder(
+                database: try AgentDatabase.open(path: scratch.path),
+                configuration: MeterConfiguration(hostID: "h1", intervalSeconds: 10),
+                identity: InstanceIdentity(instanceID: "h1", userID: "operator"), encoder: UsageEventEncoder(version: .v1_1),
+                commitments: CommitmentSettings(identity: identity, maxEvents: 5, maxSeconds: 3_600))
+        }
+        var second: Int64 = 2_000
+        do {
+            var first = try recorder()
+            for index in 0..<8 {
+                _ = try first.record(
+                    Fixture.hostSample(second, ticks: UInt64(index) * 100),
+                    instances: [InstanceRecordingTests().observation(vm1, second, cpuSeconds: UInt64(index))])
+                second += 10
+            }
+            #expect(first.commitmentHead?.seq == 2, "14 events, a commitment at the 5th and the 10th or so")
+        }
+        var restarted = try recorder()
+        #expect(restarted.commitmentHead != nil)
+        let pendingBefore = restarted.uncommitted.count
+        for index in 8..<11 {
+            _ = try restarted.record(
+                Fixture.hostSample(second, ticks: UInt64(index) * 100),
+                instances: [InstanceRecordingTests().observation(vm1, second, cpuSeconds: UInt64(index))])
+            second += 10
+        }
+        // Everything stored, checked as a consumer would: signatures with the key, roots, coverage.
+        var verifier = UsageChainVerifier(fromStart: true, keys: [nil: identity.publicIdentity])
+        for (index, event) in try restarted.database.events().enumerated() { verifier.add(event.payload, location: "row \(index)") }
+        let report = verifier.report()
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(report.commitments >= 3 && report.signaturesChecked == report.commitments)
+        #expect(report.uncommitted == restarted.uncommitted.count && report.uncommitted < 5)
+        #expect(pendingBefore < 5)
+        let stored = try restarted.database.commitmentState()
+        #expect(stored.head == restarted.commitmentHead && stored.leaves.count == restarted.uncommitted.count)
+    }
+
     @Test func aRefusedCommitLeavesTheChainWhereItWas() throws {
         let scratch = try Fixture.Scratch()
         defer { scratch.remove() }

@@ -138,6 +138,8 @@ import Testing
         "sample_seconds": "1",
         "state_dir": "/tmp/hostmeter-other",
         "identity.key_file": "/etc/hostmeter/identity.pem",
+        "commitments.max_events": "50",
+        "commitments.max_seconds": "60",
         "instances_dir": "/tmp/hostmeter-other/instances.d",
         "instance_sample_seconds": "5",
         "max_instances": "100",

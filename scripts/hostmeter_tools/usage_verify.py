@@ -1,13 +1,15 @@
 """An independent verifier of hostmeter's UsageEvent 1.1 hash chains, for the tests.
 
 It shares no code with the agent: RFC 8785 canonical JSON is written here from the RFC (numbers
-as ECMAScript prints a double, members sorted by UTF-16 code units), hashes come from hashlib.
+as ECMAScript prints a double, members sorted by UTF-16 code units), hashes come from hashlib, the
+RFC 9162 Merkle roots are computed here, and Ed25519 signatures are checked with the
+``cryptography`` package.
 The tests run it beside ``hostmeter verify`` on clean and tampered sets of delivered events and
 expect the same verdict and the same first problem.
 
 Command line::
 
-    python3 -m hostmeter_tools.usage_verify [--from-start] FILE...
+    python3 -m hostmeter_tools.usage_verify [--from-start] [--key FILE]... FILE...
 
 Input: JSON lines; a line is one event, a CloudEvent carrying one in ``data``, or a JSON array of
 either. Prints ``{"ok": ..., "events": N, "duplicates": N, "first_problem": {"kind", "location"}}``
@@ -17,11 +19,17 @@ and exits 0 when every check passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 
 def canonical_number(value: float) -> str:
@@ -84,6 +92,37 @@ def event_hash(event: dict) -> str:
     return hashlib.sha256(canonical(rest).encode("utf-8")).hexdigest()
 
 
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1: MTH over the leaves."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    split = 1
+    while split * 2 < len(leaves):
+        split *= 2
+    return hashlib.sha256(b"\x01" + merkle_root(leaves[:split]) + merkle_root(leaves[split:])).digest()
+
+
+def read_key(path: str) -> tuple[str | None, Ed25519PublicKey]:
+    """A key file: the identity document (host and key), or a PEM or base64 key alone."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    host = None
+    if text.startswith("{"):
+        document = json.loads(text)
+        host, text = document.get("host_id"), document["public_key"]
+    if text.startswith("-----BEGIN PUBLIC KEY-----"):
+        key = load_pem_public_key(text.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{path}: not an Ed25519 key")
+        return host, key
+    return host, Ed25519PublicKey.from_public_bytes(base64.b64decode(text))
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    return "sha256:" + hashlib.sha256(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()
+
+
 @dataclass
 class Problem:
     order: int
@@ -99,8 +138,11 @@ class Held:
 
 
 class Verifier:
-    def __init__(self, from_start: bool = False) -> None:
+    def __init__(self, from_start: bool = False, keys: dict | None = None) -> None:
         self.from_start = from_start
+        self.keys = keys or {}
+        self.commitments: dict[str, dict[int, Held]] = {}
+        self.signatures_checked = 0
         self.chains: dict[tuple[str, str], dict[int, Held]] = {}
         self.problems: list[Problem] = []
         self.count = 0
@@ -119,6 +161,9 @@ class Verifier:
                 return
         if not isinstance(value.get("event_type"), str):
             self.problems.append(Problem(order, location, "not_an_event"))
+            return
+        if value["event_type"] == "usage_commitment":
+            self.add_commitment(value, location, order)
             return
         if value["event_type"] != "resource_usage":
             return
@@ -145,8 +190,67 @@ class Verifier:
             return
         chain[value["seq"]] = Held(value, location, order)
 
+    def add_commitment(self, value: dict, location: str, order: int) -> None:
+        sealed = {name: member for name, member in value.items() if name not in ("hash", "signature")}
+        signed = canonical(sealed).encode("utf-8")
+        if hashlib.sha256(signed).hexdigest() != value.get("hash"):
+            self.problems.append(Problem(order, location, "changed"))
+            return
+        key = self.keys.get(value["host_id"], self.keys.get(None))
+        if key is not None:
+            if value["key_id"] != key_id(key):
+                self.problems.append(Problem(order, location, "bad_signature"))
+                return
+            try:
+                key.verify(base64.b64decode(value["signature"]), signed)
+            except (InvalidSignature, ValueError):
+                self.problems.append(Problem(order, location, "bad_signature"))
+                return
+            self.signatures_checked += 1
+        held = self.commitments.setdefault(value["host_id"], {})
+        if value["seq"] in held:
+            if held[value["seq"]].event["hash"] != value["hash"]:
+                self.problems.append(Problem(order, location, "fork"))
+            return
+        held[value["seq"]] = Held(value, location, order)
+
+    def check_commitments(self, problems: list[Problem]) -> set:
+        covered: set = set()
+        for host, held in self.commitments.items():
+            ordered = [held[seq] for seq in sorted(held)]
+            if ordered and ordered[0].event["seq"] == 1 and ordered[0].event["prev_hash"] is not None:
+                problems.append(Problem(ordered[0].order, ordered[0].location, "commitment_broken"))
+            if self.from_start and ordered and ordered[0].event["seq"] != 1:
+                problems.append(Problem(ordered[0].order, ordered[0].location, "commitment_missing"))
+            for earlier, later in zip(ordered, ordered[1:], strict=False):
+                if later.event["seq"] != earlier.event["seq"] + 1:
+                    problems.append(Problem(later.order, later.location, "commitment_missing"))
+                elif later.event["prev_hash"] != earlier.event["hash"]:
+                    problems.append(Problem(later.order, later.location, "commitment_broken"))
+            for entry in ordered:
+                leaves, absent = [], False
+                for span in entry.event["ranges"]:
+                    chain = self.chains.get((host, span["instance_id"]), {})
+                    for seq in range(span["first_seq"], span["last_seq"] + 1):
+                        if seq not in chain:
+                            absent = True
+                            continue
+                        if (host, span["instance_id"], seq) in covered:
+                            problems.append(Problem(entry.order, entry.location, "covered_twice"))
+                        covered.add((host, span["instance_id"], seq))
+                        leaves.append((span["instance_id"].encode("utf-8"), seq, chain[seq].event["hash"]))
+                if absent:
+                    problems.append(Problem(entry.order, entry.location, "uncovered"))
+                    continue
+                leaves.sort(key=lambda leaf: (leaf[0], leaf[1]))
+                root = merkle_root([bytes.fromhex(leaf[2]) for leaf in leaves]).hex()
+                if len(leaves) != entry.event["tree_size"] or root != entry.event["root"]:
+                    problems.append(Problem(entry.order, entry.location, "root_mismatch"))
+        return covered
+
     def report(self) -> dict:
         problems = list(self.problems)
+        covered = self.check_commitments(problems)
         for chain in self.chains.values():
             ordered = [chain[seq] for seq in sorted(chain)]
             first = ordered[0]
@@ -164,14 +268,24 @@ class Verifier:
                 if start != end:
                     problems.append(Problem(later.order, later.location, "overlap" if start < end else "hole"))
         problems.sort(key=lambda problem: problem.order)
-        report = {"ok": not problems, "events": self.count, "duplicates": self.duplicates, "problems": len(problems)}
+        held = [(host, instance, seq) for (host, instance), chain in self.chains.items() for seq in chain]
+        uncommitted = sum(1 for place in held if place not in covered)
+        report = {
+            "ok": not problems,
+            "events": self.count,
+            "duplicates": self.duplicates,
+            "problems": len(problems),
+            "commitments": sum(len(held) for held in self.commitments.values()),
+            "signatures_checked": self.signatures_checked,
+            "uncommitted_events": uncommitted,
+        }
         if problems:
             report["first_problem"] = {"kind": problems[0].kind, "location": problems[0].location}
         return report
 
 
-def verify(paths: list[str], from_start: bool = False) -> dict:
-    verifier = Verifier(from_start)
+def verify(paths: list[str], from_start: bool = False, keys: dict | None = None) -> dict:
+    verifier = Verifier(from_start, keys)
     for path in paths:
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -194,9 +308,11 @@ def verify(paths: list[str], from_start: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-start", action="store_true")
+    parser.add_argument("--key", action="append", default=[])
     parser.add_argument("files", nargs="+")
     arguments = parser.parse_args(argv)
-    report = verify(arguments.files, arguments.from_start)
+    keys = dict(read_key(path) for path in arguments.key)
+    report = verify(arguments.files, arguments.from_start, keys)
     print(json.dumps(report, sort_keys=True))
     return 0 if report["ok"] else 1
 

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as configuration
+from . import usage_verify
 from .agent import LISTEN_ANY_PORT, AgentProcess, AgentStartError
 from .consumer_process import ConsumerProcess, ConsumerStartError
 from .processes import process_state, wait_until
@@ -200,6 +201,9 @@ class Chaos:
             "retry": {"base_seconds": 0.05, "cap_seconds": 1},
             "circuit_breaker": {"failure_threshold": 3, "open_seconds": 1},
             "gpu": {"enabled": False},
+            # Verifiable usage: every delivered event is checked by its chain and signed commitments.
+            "schema_version": "1.1",
+            "commitments": {"max_events": 20, "max_seconds": 10},
         }
 
     def _mount_tmpfs(self) -> str | None:
@@ -533,6 +537,7 @@ class Chaos:
             self.failures.append(f"the agent exited on its own {len(self.agent.unexpected_exits)} times")
 
         delays = self._delays(received)
+        verification = self._verify(received)
         return {
             "ok": not self.failures,
             "failures": self.failures,
@@ -555,6 +560,7 @@ class Chaos:
                 "by_instance": {k: len(v) for k, v in sorted(by_instance.items())},
             },
             "billing": billing,
+            "verification": verification,
             "delivery": delays,
             "observations": self.observations,
             "disk_full_with_failed_commits": sum(1 for o in self.observations
@@ -580,6 +586,51 @@ class Chaos:
             (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
         return {"checkpoints": checkpoints, "baselines": baselines, "gaps": gaps, "pending": pending,
                 "dead_letters": dead}
+
+    def _verify(self, received: list[tuple[str, dict[str, Any], float, int]]) -> dict[str, Any]:
+        """Every delivered event and commitment checked by `hostmeter verify` with the agent's key, and
+        by the independent verifier, which must agree. Holes are left to `_periods`, which knows the
+        gaps the agent recorded (gap events are not shipped yet); anything else is a failure."""
+        delivered = self.work / "delivered.jsonl"
+        with delivered.open("w", encoding="utf-8") as lines:
+            for _, event, _, _ in sorted(received, key=lambda row: row[2]):
+                lines.write(json.dumps(event) + "\n")
+        identity = self.work / "identity.json"
+        shown = subprocess.run([str(self.args.binary), "identity", "--config", str(self.agent.config)],
+                               capture_output=True, text=True, timeout=30)
+        if shown.returncode != 0:
+            self.failures.append(f"hostmeter identity failed: {shown.stderr.strip()}")
+            return {}
+        identity.write_text(shown.stdout)
+        checked = subprocess.run([str(self.args.binary), "verify", "--key", str(identity), str(delivered)],
+                                 capture_output=True, text=True, timeout=120)
+        try:
+            summary = json.loads(checked.stdout)
+        except ValueError:
+            self.failures.append(
+                f"hostmeter verify printed no summary (exit {checked.returncode}): {checked.stderr[:500]}")
+            return {}
+        verifier = usage_verify.Verifier(keys=dict([usage_verify.read_key(str(identity))]))
+        for number, (_, event, _, _) in enumerate(sorted(received, key=lambda row: row[2]), start=1):
+            verifier.add(event, f"{delivered}:{number}")
+        independent = verifier.report()
+        holes: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        for problem in verifier.all_problems()[0]:
+            counts = holes if problem.kind == "hole" else kinds
+            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+        if kinds:
+            self.failures.append(f"delivered events do not verify: {dict(sorted(kinds.items()))} "
+                                 f"(hostmeter verify: {checked.stderr.strip()[:300]})")
+        for figure in ("problems", "commitments", "signatures_checked", "uncommitted_events"):
+            if summary.get(figure) != independent.get(figure):
+                self.failures.append(f"hostmeter verify and the independent verifier disagree on {figure}: "
+                                     f"{summary.get(figure)} and {independent.get(figure)}")
+        if not summary.get("commitments") or summary.get("signatures_checked") != summary.get("commitments"):
+            self.failures.append(f"expected signed commitments, verified {summary.get('signatures_checked')} "
+                                 f"of {summary.get('commitments')}")
+        return {key: summary.get(key) for key in ("events", "commitments", "signatures_checked", "uncommitted_events",
+                                                  "problems", "duplicates")} | {"problem_kinds": kinds | holes}
 
     def _periods(self, instance_id: str, events: list[tuple[str, dict[str, Any], float]],
                  state: dict[str, Any]) -> dict[str, Any]:

@@ -249,6 +249,24 @@ class Verifier:
         return covered
 
     def report(self) -> dict:
+        problems, covered = self.all_problems()
+        held = [(host, instance, seq) for (host, instance), chain in self.chains.items() for seq in chain]
+        uncommitted = sum(1 for place in held if place not in covered)
+        report = {
+            "ok": not problems,
+            "events": self.count,
+            "duplicates": self.duplicates,
+            "problems": len(problems),
+            "commitments": sum(len(held) for held in self.commitments.values()),
+            "signatures_checked": self.signatures_checked,
+            "uncommitted_events": uncommitted,
+        }
+        if problems:
+            report["first_problem"] = {"kind": problems[0].kind, "location": problems[0].location}
+        return report
+
+    def all_problems(self) -> tuple[list[Problem], set]:
+        """Every problem in input order, and the (host, instance, seq) of every event a commitment covers."""
         problems = list(self.problems)
         covered = self.check_commitments(problems)
         for chain in self.chains.values():
@@ -268,20 +286,7 @@ class Verifier:
                 if start != end:
                     problems.append(Problem(later.order, later.location, "overlap" if start < end else "hole"))
         problems.sort(key=lambda problem: problem.order)
-        held = [(host, instance, seq) for (host, instance), chain in self.chains.items() for seq in chain]
-        uncommitted = sum(1 for place in held if place not in covered)
-        report = {
-            "ok": not problems,
-            "events": self.count,
-            "duplicates": self.duplicates,
-            "problems": len(problems),
-            "commitments": sum(len(held) for held in self.commitments.values()),
-            "signatures_checked": self.signatures_checked,
-            "uncommitted_events": uncommitted,
-        }
-        if problems:
-            report["first_problem"] = {"kind": problems[0].kind, "location": problems[0].location}
-        return report
+        return problems, covered
 
 
 def verify(paths: list[str], from_start: bool = False, keys: dict | None = None) -> dict:

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+import UsageModel
 
 /// docs/schema/usage-event-1.0.json against what `hostmeter sample --events` really prints,
 /// checked by an independent validator: Python's `jsonschema` (draft 2020-12).
@@ -85,6 +86,38 @@ import Testing
     @Test func schemaRejectsWrongEventsAndAcceptsRightOnes() throws {
         let base = try #require(try JSONSerialization.jsonObject(with: Data(Self.example.utf8)) as? [String: Any])
         try SchemaValidator.expectVerdicts(base: base, stillValid: Self.stillValid, wrong: Self.wrong, schema: Self.schema)
+    }
+
+    /// UsageEvents 1.1 as `hostmeter sample --events --schema-version 1.1` prints them (the chain of
+    /// its own in-memory outbox) against docs/schema/usage-event-1.1.json, and a signed commitment
+    /// over them against docs/schema/usage-commitment-1.0.json.
+    @Test func chainedEventsAndTheirCommitmentMatchTheirSchemas() throws {
+        let result = try hostmeter("sample", "--events", "--periods", "2", "--schema-version", "1.1")
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let schema11 = TestPaths.file("docs/schema/usage-event-1.1.json")
+        for (index, errors) in try SchemaValidator.validate(result.stdout, schema: schema11).enumerated() {
+            #expect(errors.isEmpty, "event \(index) breaks the 1.1 schema: \(errors)")
+        }
+        let events = try JSONDecoder().decode([UsageEvent].self, from: result.stdout)
+        #expect(events.map(\.seq) == [1, 2] && events[1].prevHash == events[0].hash)
+        // 1.0's schema allows nothing more than 1.0 has.
+        #expect(try SchemaValidator.validate(result.stdout, schema: Self.schema).allSatisfy { !$0.isEmpty })
+
+        let commitment = try UsageCommitment.make(
+            leaves: events.map { CommitmentLeaf(instanceID: $0.instanceID, seq: $0.seq!, hash: $0.hash!, period: $0.period) },
+            after: CommitmentHead(seq: 4, hash: String(repeating: "a", count: 64), madeAt: 0), hostID: events[0].hostID,
+            timestamp: events[1].period.end, identity: SigningIdentity.generate())
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(try commitment.wireJSON())) as? [String: Any])
+        try SchemaValidator.expectVerdicts(
+            base: object, stillValid: [("the first commitment", { $0["seq"] = 1; $0["prev_hash"] = NSNull() })],
+            wrong: [
+                ("a signature too short", { $0["signature"] = "AAAA" }),
+                ("no ranges", { $0["ranges"] = [Any]() }),
+                ("another algorithm", { $0["algorithm"] = "RSA" }),
+                ("an extra member", { $0["region"] = "eu-1" }),
+                ("root upper-case", { $0["root"] = ($0["root"] as! String).uppercased() }),
+            ],
+            schema: TestPaths.file("docs/schema/usage-commitment-1.0.json"))
     }
 }
 

@@ -35,7 +35,63 @@ extension UsageEvent {
     /// The lower-case hex SHA-256 of the event's RFC 8785 canonical JSON without `hash`: what a
     /// verifier gets from the delivered JSON object by removing `hash` and canonicalizing the rest.
     public func chainHash() throws(CanonicalJSON.Unrepresentable) -> String {
-        Self.hexSHA256(try canonicalValue(includingHash: false).canonicalBytes())
+        Self.hexSHA256(try canonicalBytes(includingHash: false))
+    }
+
+    /// `canonicalValue(includingHash:).canonicalBytes()`, written straight into bytes: the members'
+    /// names are fixed and ASCII, so their RFC 8785 order (UTF-16 code units) is the order below.
+    /// A tenth of the cost of building the value and sorting it (`UsageEventChainTests` holds the
+    /// two equal on generated events).
+    public func canonicalBytes(includingHash: Bool) throws(CanonicalJSON.Unrepresentable) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(640)
+        /// `"name":` after a comma unless the member opens its object.
+        func name(_ text: StaticString, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func text(_ key: StaticString, _ value: String?, first: Bool = false) {
+            name(key, first: first)
+            if let value { CanonicalJSON.writeString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        func number(_ key: StaticString, _ value: Double, first: Bool = false) throws(CanonicalJSON.Unrepresentable) {
+            name(key, first: first)
+            out.append(contentsOf: try CanonicalJSON.numberText(value).utf8)
+        }
+        out.append(UInt8(ascii: "{"))
+        text("event_id", eventID, first: true)
+        text("event_type", eventType)
+        if seq != nil, includingHash, let hash { text("hash", hash) }
+        text("host_id", hostID)
+        text("instance_id", instanceID)
+        name("metrics")
+        out.append(UInt8(ascii: "{"))
+        try number("cpu_percent_avg", metrics.cpuPercentAvg, first: true)
+        try number("cpu_seconds", Double(metrics.cpuSeconds))
+        try number("gpu_seconds", Double(metrics.gpuSeconds))
+        try number("memory_gb", metrics.memoryGB)
+        try number("memory_percent", metrics.memoryPercent)
+        try number("network_egress_mb", metrics.networkEgressMB)
+        try number("network_ingress_mb", metrics.networkIngressMB)
+        try number("storage_gb", metrics.storageGB)
+        out.append(UInt8(ascii: "}"))
+        text("org_id", orgID)
+        name("period")
+        out.append(UInt8(ascii: "{"))
+        try number("end", Double(period.end), first: true)
+        try number("start", Double(period.start))
+        out.append(UInt8(ascii: "}"))
+        if let seq {
+            text("prev_hash", prevHash)
+            try number("seq", Double(seq))
+        }
+        try number("timestamp", Double(timestamp))
+        text("user_id", userID)
+        text("version", version)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     /// The event as a JSON value, exactly the members its wire JSON has (`hash` only if asked).

@@ -296,6 +296,10 @@ def bench_sections(
             "iterations": period["iterations"],
             "engine": distribution(period["engine"]),
             "engine_and_commit": distribution(period["engine_and_commit"]),
+            "engine_and_commit_chained": distribution(period["engine_and_commit_chained"]),
+            "chain_per_event": distribution(period["chain_per_event"]),
+            "commitment_of_1000": distribution(period["commitment_of_1000"]),
+            "verify_per_event": distribution(period["verify_per_event"]),
             "database_synchronous": period["database_synchronous"],
         }
     if outbox_file is not None and outbox_http is not None:

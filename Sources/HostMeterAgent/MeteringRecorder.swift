@@ -149,12 +149,34 @@ public struct MeteringRecorder: Sendable {
         var usageEvents: [OutboxEvent] = []
         usageEvents.reserveCapacity(events.count)
         if encoder.version == .v1_1 {
-            for event in events.sorted(by: { ($0.instanceID, $0.period.start) < ($1.instanceID, $1.period.start) }) {
-                let chained = try event.chained(after: heads[event.instanceID] ?? chains[event.instanceID])
-                heads[event.instanceID] = chained.chainHead
-                usageEvents.append(try OutboxEvent(chained, encoder: encoder))
-                if let head = chained.chainHead {
-                    leaves.append(CommitmentLeaf(instanceID: event.instanceID, seq: head.seq, hash: head.hash, period: event.period))
+            // The step's gaps go into the same chains, in time order with the periods, so that a
+            // consumer sees why an instance's periods have a hole where they do.
+            let items: [(instanceID: String, start: Int64, order: Int, event: UsageEvent?, gap: MeteringGap?)] =
+                events.map { ($0.instanceID, $0.period.start, 0, $0, nil) } + step.gaps.map { ($0.instanceID, $0.from, 1, nil, $0) }
+            for item in items.sorted(by: { ($0.instanceID, $0.start, $0.order) < ($1.instanceID, $1.start, $1.order) }) {
+                let previous = heads[item.instanceID] ?? chains[item.instanceID]
+                if let event = item.event {
+                    let chained = try event.chained(after: previous)
+                    heads[event.instanceID] = chained.chainHead
+                    usageEvents.append(try OutboxEvent(chained, encoder: encoder))
+                    if let head = chained.chainHead {
+                        leaves.append(CommitmentLeaf(instanceID: event.instanceID, seq: head.seq, hash: head.hash, period: event.period))
+                    }
+                } else if let gap = item.gap {
+                    let owner = step.state.checkpoints[gap.instanceID]?.identity
+                        ?? (gap.instanceID == identity.instanceID ? identity : nil)
+                    let chained = try MeteringGapEvent.chained(
+                        hostID: configuration.hostID, instanceID: gap.instanceID, userID: owner?.userID ?? "",
+                        orgID: owner?.orgID, reason: gap.reason.rawValue, from: gap.from, to: gap.to, detail: gap.detail,
+                        timestamp: now, after: previous)
+                    heads[gap.instanceID] = chained.chainHead
+                    let span = Period(start: gap.from, end: max(gap.to, gap.from + 1))
+                    usageEvents.append(
+                        OutboxEvent(
+                            eventID: chained.eventID, eventType: MeteringGapEvent.eventType, instanceID: gap.instanceID,
+                            periodStart: span.start, periodEnd: span.end, payload: Data(try chained.wireJSON()),
+                            userID: owner?.userID, orgID: owner?.orgID))
+                    leaves.append(CommitmentLeaf(instanceID: gap.instanceID, seq: chained.seq, hash: chained.hash, period: span))
                 }
             }
         } else {

@@ -70,8 +70,21 @@ public struct UsageChainVerifier {
         public var problems: [Problem]
     }
 
+    /// One link of a chain: a usage event (with its period) or a gap event (with its span).
+    private struct Link {
+        var eventID: String
+        var seq: Int64
+        var prevHash: String?
+        var hash: String
+        var period: Period?
+        var gap: Period?
+
+        /// The span the link speaks for: a period, or a gap from its start to its end.
+        var span: Period { period ?? gap ?? Period(start: 0, end: 0) }
+    }
+
     private struct Entry {
-        var event: UsageEvent
+        var link: Link
         var location: String
         var order: Int
     }
@@ -132,6 +145,9 @@ public struct UsageChainVerifier {
         if type == UsageCommitment.eventType {
             return addCommitment(members, object: object, cloudEvent: cloudEvent, location: location, order: order)
         }
+        if type == MeteringGapEvent.eventType {
+            return addGap(members, location: location, order: order)
+        }
         guard type == UsageEvent.eventType else {
             others += 1
             return
@@ -158,16 +174,53 @@ public struct UsageChainVerifier {
         guard recomputed == hash else {
             return refuse(.changed, "hash \(hash) is not the SHA-256 of its content (\(recomputed)): the event was changed", event)
         }
-        let key = ChainKey(hostID: event.hostID, instanceID: event.instanceID)
-        if let held = chains[key]?[seq] {
-            if held.event.hash == hash {
+        hold(
+            Link(eventID: event.eventID, seq: seq, prevHash: event.prevHash, hash: hash, period: event.period, gap: nil),
+            in: ChainKey(hostID: event.hostID, instanceID: event.instanceID), location: location, order: order)
+    }
+
+    /// Puts a link in its chain; a copy of one held counts as a duplicate, another link with the
+    /// same seq is a fork.
+    private mutating func hold(_ link: Link, in key: ChainKey, location: String, order: Int) {
+        if let held = chains[key]?[link.seq] {
+            if held.link.hash == link.hash {
                 duplicates += 1
             } else {
-                refuse(.fork, "a second, different event with this seq (the first at \(held.location)): the chain forks", event)
+                problems.append(
+                    (order, Problem(
+                        kind: .fork, location: location, eventID: link.eventID, hostID: key.hostID, instanceID: key.instanceID,
+                        seq: link.seq,
+                        reason: "a second, different event with this seq (the first at \(held.location)): the chain forks")))
             }
             return
         }
-        chains[key, default: [:]][seq] = Entry(event: event, location: location, order: order)
+        chains[key, default: [:]][link.seq] = Entry(link: link, location: location, order: order)
+    }
+
+    /// A `metering_gap` event: checked by its hash, then held in its instance's chain.
+    private mutating func addGap(_ members: [String: CanonicalJSON], location: String, order: Int) {
+        guard case .string(let eventID)? = members["event_id"], case .string(let host)? = members["host_id"],
+            case .string(let instance)? = members["instance_id"], case .number(let seq)? = members["seq"],
+            case .string(let hash)? = members["hash"], case .object(let span)? = members["gap"],
+            case .number(let from)? = span["from"], case .number(let to)? = span["to"]
+        else {
+            problems.append((order, Problem(kind: .notAnEvent, location: location, reason: "not a metering_gap")))
+            return
+        }
+        var rest = members
+        rest["hash"] = nil
+        guard let bytes = try? CanonicalJSON.object(rest).canonicalBytes(), UsageEvent.hexSHA256(bytes) == hash else {
+            problems.append(
+                (order, Problem(
+                    kind: .changed, location: location, eventID: eventID, hostID: host, instanceID: instance, seq: Int64(seq),
+                    reason: "hash \(hash) is not the SHA-256 of its content: the gap event was changed")))
+            return
+        }
+        var previous: String?
+        if case .string(let text)? = members["prev_hash"] { previous = text }
+        hold(
+            Link(eventID: eventID, seq: Int64(seq), prevHash: previous, hash: hash, period: nil, gap: Period(start: Int64(from), end: Int64(to))),
+            in: ChainKey(hostID: host, instanceID: instance), location: location, order: order)
     }
 
     /// An event's place in the commitment that covers it.
@@ -188,8 +241,9 @@ public struct UsageChainVerifier {
     /// commitment's events are all here (RFC 9162 §2.1.3).
     public func inclusionProof(of eventID: String) -> InclusionProof? {
         guard let (key, target) = chains.lazy.compactMap({ key, entries in
-            entries.values.first { $0.event.eventID == eventID }.map { (key, $0) }
-        }).first, let seq = target.event.seq else { return nil }
+            entries.values.first { $0.link.eventID == eventID }.map { (key, $0) }
+        }).first else { return nil }
+        let seq = target.link.seq
         for held in (commitments[key.hostID] ?? [:]).values {
             let commitment = held.commitment
             guard commitment.ranges.contains(where: { $0.instanceID == key.instanceID && ($0.firstSeq...$0.lastSeq).contains(seq) })
@@ -198,8 +252,8 @@ public struct UsageChainVerifier {
             for range in commitment.ranges where range.firstSeq <= range.lastSeq {
                 let chain = chains[ChainKey(hostID: key.hostID, instanceID: range.instanceID)] ?? [:]
                 for member in range.firstSeq...range.lastSeq {
-                    guard let event = chain[member]?.event, let hash = event.hash else { return nil }
-                    leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: member, hash: hash, period: event.period))
+                    guard let link = chain[member]?.link else { return nil }
+                    leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: member, hash: link.hash, period: link.span))
                 }
             }
             let ordered = CommitmentLeaf.ordered(leaves).map { $0.hashBytes ?? Data($0.hash.utf8) }
@@ -274,46 +328,62 @@ public struct UsageChainVerifier {
         var found = problems
         var verified: [Chain] = []
         for (key, entries) in chains {
-            let ordered = entries.values.sorted { $0.event.seq! < $1.event.seq! }
+            let ordered = entries.values.sorted { $0.link.seq < $1.link.seq }
             guard let first = ordered.first, let last = ordered.last else { continue }
             func refuse(_ entry: Entry, _ kind: Problem.Kind, _ reason: String) {
                 found.append(
                     (entry.order, Problem(
-                        kind: kind, location: entry.location, eventID: entry.event.eventID, hostID: key.hostID,
-                        instanceID: key.instanceID, seq: entry.event.seq, reason: reason)))
+                        kind: kind, location: entry.location, eventID: entry.link.eventID, hostID: key.hostID,
+                        instanceID: key.instanceID, seq: entry.link.seq, reason: reason)))
             }
-            if first.event.seq == 1, first.event.prevHash != nil {
+            if first.link.seq == 1, first.link.prevHash != nil {
                 refuse(first, .broken, "seq 1 has a prev_hash: nothing comes before an instance's first event")
             }
-            if fromStart, first.event.seq != 1 {
-                refuse(first, .notFromStart, "the chain starts at seq \(first.event.seq!), not 1: events 1 to \(first.event.seq! - 1) are missing")
+            if fromStart, first.link.seq != 1 {
+                refuse(first, .notFromStart, "the chain starts at seq \(first.link.seq), not 1: events 1 to \(first.link.seq - 1) are missing")
             }
+            // The last usage period, and the gaps announced since it.
+            var lastUsage = first.link.period == nil ? nil : first
+            var gaps: [Period] = first.link.gap.map { [$0] } ?? []
             for (earlier, later) in zip(ordered, ordered.dropFirst()) {
-                let expected = earlier.event.seq! + 1
-                if later.event.seq! != expected {
+                let expected = earlier.link.seq + 1
+                if later.link.seq != expected {
                     refuse(
                         later, .missing,
-                        later.event.seq! == expected + 1
+                        later.link.seq == expected + 1
                             ? "seq \(expected) is missing: an event was dropped"
-                            : "seqs \(expected) to \(later.event.seq! - 1) are missing: events were dropped")
+                            : "seqs \(expected) to \(later.link.seq - 1) are missing: events were dropped")
+                    lastUsage = later.link.period == nil ? nil : later
+                    gaps = later.link.gap.map { [$0] } ?? []
                     continue
                 }
-                if later.event.prevHash != earlier.event.hash {
-                    refuse(later, .broken, "prev_hash is not the hash of seq \(earlier.event.seq!) (\(earlier.event.hash ?? "")): the chain is broken")
+                if later.link.prevHash != earlier.link.hash {
+                    refuse(later, .broken, "prev_hash is not the hash of seq \(earlier.link.seq) (\(earlier.link.hash)): the chain is broken")
                 }
-                if later.event.period.start != earlier.event.period.end {
-                    refuse(
-                        later, later.event.period.start < earlier.event.period.end ? .overlap : .hole,
-                        later.event.period.start < earlier.event.period.end
-                            ? "its period starts at \(later.event.period.start), inside seq \(earlier.event.seq!)'s, which ends at \(earlier.event.period.end): billed twice"
-                            : "no event covers [\(earlier.event.period.end), \(later.event.period.start)) between seq \(earlier.event.seq!) and this one")
+                if let gap = later.link.gap {
+                    gaps.append(gap)
+                    continue
                 }
+                guard let period = later.link.period else { continue }
+                if let previous = lastUsage, let end = previous.link.period?.end, period.start != end {
+                    if period.start < end {
+                        refuse(
+                            later, .overlap,
+                            "its period starts at \(period.start), inside seq \(previous.link.seq)'s, which ends at \(end): billed twice")
+                    } else if !gaps.contains(where: { $0.start <= end && $0.end >= period.start }) {
+                        refuse(
+                            later, .hole,
+                            "no event or gap event covers [\(end), \(period.start)) between seq \(previous.link.seq) and this one")
+                    }
+                }
+                lastUsage = later
+                gaps = []
             }
             verified.append(
                 Chain(
-                    hostID: key.hostID, instanceID: key.instanceID, firstSeq: first.event.seq!, lastSeq: last.event.seq!,
-                    lastHash: last.event.hash ?? "", firstPrevHash: first.event.prevHash,
-                    periodStart: first.event.period.start, periodEnd: last.event.period.end))
+                    hostID: key.hostID, instanceID: key.instanceID, firstSeq: first.link.seq, lastSeq: last.link.seq,
+                    lastHash: last.link.hash, firstPrevHash: first.link.prevHash,
+                    periodStart: first.link.span.start, periodEnd: last.link.span.end))
         }
         // Commitments: each host's chain of them, then each one's root over the events it covers.
         var covered: Set<String> = []
@@ -346,7 +416,7 @@ public struct UsageChainVerifier {
                 for range in entry.commitment.ranges where range.firstSeq <= range.lastSeq {
                     let chain = chains[ChainKey(hostID: host, instanceID: range.instanceID)] ?? [:]
                     for seq in range.firstSeq...range.lastSeq {
-                        guard let event = chain[seq]?.event, let hash = event.hash else {
+                        guard let link = chain[seq]?.link else {
                             absent.append("\(range.instanceID) seq \(seq)")
                             continue
                         }
@@ -354,7 +424,7 @@ public struct UsageChainVerifier {
                         if !covered.insert(key).inserted {
                             refuse(entry, .coveredTwice, "\(range.instanceID) seq \(seq) is covered by another commitment too")
                         }
-                        leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: seq, hash: hash, period: event.period))
+                        leaves.append(CommitmentLeaf(instanceID: range.instanceID, seq: seq, hash: link.hash, period: link.span))
                     }
                 }
                 guard absent.isEmpty else {

@@ -118,6 +118,20 @@ import UsageModel
                 ("root upper-case", { $0["root"] = ($0["root"] as! String).uppercased() }),
             ],
             schema: TestPaths.file("docs/schema/usage-commitment-1.0.json"))
+
+        let gap = try MeteringGapEvent.chained(
+            hostID: events[0].hostID, instanceID: events[0].instanceID, userID: "operator", orgID: nil, reason: "reboot",
+            from: events[1].period.end, to: events[1].period.end + 40, detail: "boot a -> boot b",
+            timestamp: events[1].period.end + 41, after: events[1].chainHead)
+        let gapObject = try #require(try JSONSerialization.jsonObject(with: Data(try gap.wireJSON())) as? [String: Any])
+        try SchemaValidator.expectVerdicts(
+            base: gapObject, stillValid: [("an owner's organisation", { $0["org_id"] = "acme" })],
+            wrong: [
+                ("an unknown reason", { $0["reason"] = "cosmic_ray" }),
+                ("no gap", { $0["gap"] = nil }),
+                ("an extra member", { $0["period"] = ["start": 1, "end": 2] }),
+            ],
+            schema: TestPaths.file("docs/schema/metering-gap-1.0.json"))
     }
 }
 

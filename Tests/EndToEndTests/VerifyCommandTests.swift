@@ -31,6 +31,31 @@ import UsageModel
         return delivery
     }
 
+    /// Two periods, a reboot's gap event over the minute after them, and two periods after it.
+    static func rebooted() throws -> Delivery {
+        var head: ChainHead?
+        var delivery: Delivery = []
+        func usage(_ start: Int64) throws {
+            let event = try UsageEvent(
+                hostID: "hv-a", instanceID: "vm-7", userID: "alice", orgID: nil, period: Period(start: start, end: start + 30),
+                metrics: UsageMetrics(cpuSeconds: 4), timestamp: start + 31
+            ).chained(after: head)
+            head = event.chainHead
+            delivery.append(try JSONSerialization.jsonObject(with: try UsageEventEncoder(version: .v1_1).encode(event)) as! [String: Any])
+        }
+        let origin: Int64 = 1_764_892_800
+        try usage(origin)
+        try usage(origin + 30)
+        let gap = try MeteringGapEvent.chained(
+            hostID: "hv-a", instanceID: "vm-7", userID: "alice", orgID: nil, reason: "reboot", from: origin + 60,
+            to: origin + 120, detail: "boot a -> boot b", timestamp: origin + 121, after: head)
+        head = gap.chainHead
+        delivery.append(try JSONSerialization.jsonObject(with: Data(try gap.wireJSON())) as! [String: Any])
+        try usage(origin + 120)
+        try usage(origin + 150)
+        return delivery
+    }
+
     /// `event` with its hash made again over its (changed) content, as a forger would.
     static func rehashed(_ event: [String: Any]) throws -> [String: Any] {
         var event = event
@@ -80,8 +105,16 @@ import UsageModel
              "datacontenttype": "application/json", "data": event] as [String: Any]
         }
         let threshold: [String: Any] = ["event_type": "threshold_alert", "event_id": "t-1"]
+        let rebooted = try rebooted()
+        var gapChanged = rebooted
+        gapChanged[2]["reason"] = "instance_stopped"
+        var gapDropped = rebooted
+        gapDropped.remove(at: 2)
         return [
             ("clean", a, [], nil),
+            ("clean, a reboot's hole with its gap event", rebooted, ["--from-start"], nil),
+            ("a gap event changed", gapChanged, [], ("changed", "3")),
+            ("a gap event dropped", gapDropped, [], ("missing", "3")),
             ("clean, two hosts, copies and a threshold event", a + [a[1], threshold] + b + [b[5]], [], nil),
             ("clean, as one CloudEvents batch", [cloudEvents], [], nil),
             ("clean from seq 4 on", Array(a[3...]), [], nil),

@@ -114,6 +114,41 @@ import UsageModel
         #expect(stored.head == restarted.commitmentHead && stored.leaves.count == restarted.uncommitted.count)
     }
 
+    /// A reboot leaves a hole in the host's periods; its gap event, chained between the periods
+    /// around it, explains it to a verifier.
+    @Test func aRebootShipsItsGapInTheChain() throws {
+        let scratch = try Fixture.Scratch()
+        defer { scratch.remove() }
+        var recorder = try recorder(scratch.path)
+        _ = try recorder.record(Fixture.hostSample(2_000, ticks: 0))
+        _ = try recorder.record(Fixture.hostSample(2_011, ticks: 500))
+        // A new boot: the counters begin again, the boot clock too.
+        var rebooted = Fixture.hostSample(2_095, ticks: 100)
+        rebooted.bootID = "44444444-4444-4444-8444-444444444444"
+        rebooted.time = SampleTime(wallNanos: 2_095 * 1_000_000_000, bootNanos: 5_000_000_000)
+        _ = try recorder.record(rebooted)
+        var later = Fixture.hostSample(2_111, ticks: 300)
+        later.bootID = rebooted.bootID
+        later.time = SampleTime(wallNanos: 2_111 * 1_000_000_000, bootNanos: 21_000_000_000)
+        _ = try recorder.record(later)
+        let stored = try recorder.database.events(instanceID: "h1")
+        let gaps = stored.filter { $0.eventType == MeteringGapEvent.eventType }
+        #expect(gaps.count == 1, "\(stored.map(\.eventType))")
+        let payload = try #require(gaps.first).payload
+        let gap = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+        #expect(gap["reason"] as? String == "reboot" && gap["user_id"] as? String == "operator")
+        var verifier = UsageChainVerifier(fromStart: true)
+        for (index, event) in stored.enumerated() { verifier.add(event.payload, location: "row \(index)") }
+        let report = verifier.report()
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        // Without the gap event, the hole is a hole (and its seq is missing).
+        var without = UsageChainVerifier(fromStart: true)
+        for (index, event) in stored.enumerated() where event.eventType != MeteringGapEvent.eventType {
+            without.add(event.payload, location: "row \(index)")
+        }
+        #expect(without.report().problems.map(\.kind) == [.missing])
+    }
+
     @Test func aRefusedCommitLeavesTheChainWhereItWas() throws {
         let scratch = try Fixture.Scratch()
         defer { scratch.remove() }

@@ -589,8 +589,8 @@ class Chaos:
 
     def _verify(self, received: list[tuple[str, dict[str, Any], float, int]]) -> dict[str, Any]:
         """Every delivered event and commitment checked by `hostmeter verify` with the agent's key, and
-        by the independent verifier, which must agree. Holes are left to `_periods`, which knows the
-        gaps the agent recorded (gap events are not shipped yet); anything else is a failure."""
+        by the independent verifier, which must agree; a hole must be explained by a gap event in the
+        instance's chain, as `_periods` requires it of the gaps the agent recorded."""
         delivered = self.work / "delivered.jsonl"
         with delivered.open("w", encoding="utf-8") as lines:
             for _, event, _, _ in sorted(received, key=lambda row: row[2]):
@@ -614,11 +614,9 @@ class Chaos:
         for number, (_, event, _, _) in enumerate(sorted(received, key=lambda row: row[2]), start=1):
             verifier.add(event, f"{delivered}:{number}")
         independent = verifier.report()
-        holes: dict[str, int] = {}
         kinds: dict[str, int] = {}
         for problem in verifier.all_problems()[0]:
-            counts = holes if problem.kind == "hole" else kinds
-            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
         if kinds:
             self.failures.append(f"delivered events do not verify: {dict(sorted(kinds.items()))} "
                                  f"(hostmeter verify: {checked.stderr.strip()[:300]})")
@@ -630,7 +628,7 @@ class Chaos:
             self.failures.append(f"expected signed commitments, verified {summary.get('signatures_checked')} "
                                  f"of {summary.get('commitments')}")
         return {key: summary.get(key) for key in ("events", "commitments", "signatures_checked", "uncommitted_events",
-                                                  "problems", "duplicates")} | {"problem_kinds": kinds | holes}
+                                                  "problems", "duplicates")} | {"problem_kinds": kinds}
 
     def _periods(self, instance_id: str, events: list[tuple[str, dict[str, Any], float]],
                  state: dict[str, Any]) -> dict[str, Any]:

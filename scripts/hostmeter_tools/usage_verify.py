@@ -165,10 +165,14 @@ class Verifier:
         if value["event_type"] == "usage_commitment":
             self.add_commitment(value, location, order)
             return
-        if value["event_type"] != "resource_usage":
+        if value["event_type"] == "metering_gap":
+            if not isinstance(value.get("gap"), dict) or not isinstance(value.get("seq"), int):
+                self.problems.append(Problem(order, location, "not_an_event"))
+                return
+        elif value["event_type"] != "resource_usage":
             return
         texts = ("event_id", "version", "host_id", "instance_id", "user_id")
-        objects = ("period", "metrics")
+        objects = ("gap",) if value["event_type"] == "metering_gap" else ("period", "metrics")
         if not all(isinstance(value.get(name), str) for name in texts) or not all(
             isinstance(value.get(name), dict) for name in objects
         ):
@@ -276,15 +280,27 @@ class Verifier:
                 problems.append(Problem(first.order, first.location, "broken"))
             if self.from_start and first.event["seq"] != 1:
                 problems.append(Problem(first.order, first.location, "not_from_start"))
+            # The last usage period, and the gap events since it.
+            last_usage = first if "period" in first.event else None
+            gaps = [first.event["gap"]] if "gap" in first.event else []
             for earlier, later in zip(ordered, ordered[1:], strict=False):
                 if later.event["seq"] != earlier.event["seq"] + 1:
                     problems.append(Problem(later.order, later.location, "missing"))
+                    last_usage = later if "period" in later.event else None
+                    gaps = [later.event["gap"]] if "gap" in later.event else []
                     continue
                 if later.event["prev_hash"] != earlier.event["hash"]:
                     problems.append(Problem(later.order, later.location, "broken"))
-                start, end = later.event["period"]["start"], earlier.event["period"]["end"]
-                if start != end:
-                    problems.append(Problem(later.order, later.location, "overlap" if start < end else "hole"))
+                if "gap" in later.event:
+                    gaps.append(later.event["gap"])
+                    continue
+                if last_usage is not None:
+                    start, end = later.event["period"]["start"], last_usage.event["period"]["end"]
+                    if start < end:
+                        problems.append(Problem(later.order, later.location, "overlap"))
+                    elif start > end and not any(gap["from"] <= end and gap["to"] >= start for gap in gaps):
+                        problems.append(Problem(later.order, later.location, "hole"))
+                last_usage, gaps = later, []
         problems.sort(key=lambda problem: problem.order)
         return problems, covered
 

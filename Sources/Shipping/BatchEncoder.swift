@@ -1,6 +1,7 @@
 public import Crypto
 public import Foundation
 public import Outbox
+import UsageModel
 
 /// Request bodies for the HTTP sinks, built from the payload bytes the outbox stored: events are
 /// shipped exactly as they were encoded when their period closed.
@@ -19,7 +20,8 @@ public enum BatchEncoder {
     /// A CloudEvents 1.0 structured batch (`application/cloudevents-batch+json`), as OpenMeter's
     /// ingest takes it: id = event_id, source = hostmeter://<host_id>, a versioned type, subject =
     /// the instance, user or organisation (`subject`), time = the period's end in RFC 3339, data =
-    /// the event. Throws for the first event without a value for `subject`.
+    /// the event. A usage commitment is about the host, not one instance or owner: its subject is
+    /// the host id. Throws for the first other event without a value for `subject`.
     public static func cloudEventsBatch(
         _ batch: [OutboxEvent], hostID: String, subject: CloudEventSubject = .instanceID
     ) throws(CloudEventSubject.Missing) -> Data {
@@ -29,7 +31,8 @@ public enum BatchEncoder {
             if index > 0 { body.append(UInt8(ascii: ",")) }
             var envelope = "{\"specversion\":\"1.0\",\"id\":\(jsonString(event.eventID)),\"source\":\(source)"
             envelope += ",\"type\":\(jsonString(cloudEventType(event.eventType)))"
-            envelope += ",\"subject\":\(jsonString(try subject.value(for: event)))"
+            let about = event.eventType == UsageCommitment.eventType ? hostID : try subject.value(for: event)
+            envelope += ",\"subject\":\(jsonString(about))"
             envelope += ",\"time\":\(jsonString(rfc3339(event.periodEnd)))"
             envelope += ",\"datacontenttype\":\"application/json\",\"data\":"
             body.append(contentsOf: envelope.utf8)
@@ -46,6 +49,8 @@ public enum BatchEncoder {
         switch eventType {
         case "resource_usage": "io.hostmeter.usage.v1"
         case "threshold_alert": "io.hostmeter.threshold.v1"
+        case "usage_commitment": "io.hostmeter.commitment.v1"
+        case "metering_gap": "io.hostmeter.gap.v1"
         default: "io.hostmeter.\(eventType).v1"
         }
     }

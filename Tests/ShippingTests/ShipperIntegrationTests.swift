@@ -5,6 +5,7 @@ import TestSupport
 import Testing
 
 @testable import Shipping
+import UsageModel
 
 /// The shipper against a real loopback consumer that misbehaves on request. Every wait is bounded.
 @Suite(.serialized) struct ShipperIntegrationTests {
@@ -169,6 +170,30 @@ import Testing
         let userConsumer = try LoopbackConsumer()
         try await ship(byUser, to: try httpSink(userConsumer, cloudEvents: true, subject: .userID))
         #expect(try await userConsumer.requests().compactMap { $0["subjects"] as? String } == [#"["u-1", "u-1", "u-1"]"#])
+    }
+
+    /// A usage commitment has no instance and no owner: its CloudEvent is about the host, whatever
+    /// `sink.subject` says, and is delivered, never dead-lettered for want of a subject.
+    @Test func aCommitmentIsACloudEventAboutTheHost() async throws {
+        let outbox = try FilledOutbox(events: 2)
+        let commitment = try UsageCommitment.make(
+            leaves: [CommitmentLeaf(instanceID: "vm-1", seq: 1, hash: String(repeating: "b", count: 64), period: Period(start: 0, end: 30))],
+            after: nil, hostID: "hv-1", timestamp: 31, identity: SigningIdentity.generate())
+        try outbox.database.commit(
+            MeteringCommit(events: [
+                OutboxEvent(
+                    eventID: commitment.eventID, eventType: UsageCommitment.eventType, instanceID: "", periodStart: 0,
+                    periodEnd: 30, payload: Data(try commitment.wireJSON()), userID: nil, orgID: nil)
+            ]))
+        let consumer = try LoopbackConsumer()
+        try await ship(outbox, to: try httpSink(consumer, cloudEvents: true, subject: .userID))
+        #expect(try outbox.database.deadLetters().isEmpty)
+        #expect(try await consumer.stats().unique_events == 3)
+        let subjects = try await consumer.requests().filter { $0["status"] as? Int == 200 }.flatMap { request in
+            (try? JSONDecoder().decode([String].self, from: Data(((request["subjects"] as? String) ?? "[]").utf8))) ?? []
+        }
+        #expect(subjects.sorted() == ["host-1", "u-1", "u-1"], "\(subjects)")
+        #expect(BatchEncoder.cloudEventType(UsageCommitment.eventType) == "io.hostmeter.commitment.v1")
     }
 
     @Test func aBacklogDrainsNoFasterThanTheCap() async throws {

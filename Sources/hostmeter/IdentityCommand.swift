@@ -30,6 +30,8 @@ struct IdentityCommand: ParsableCommand {
         let path: String
         if let keyFile {
             path = keyFile
+            // The host the key is for, when the configuration can tell.
+            if let configuration = try? AgentConfiguration.load(path: config) { hostID = configuration.hostID }
         } else {
             do {
                 let configuration = try AgentConfiguration.load(path: config)

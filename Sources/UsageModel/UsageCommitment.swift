@@ -168,14 +168,5 @@ public struct UsageCommitment: Sendable, Equatable, Decodable {
         try canonicalValue(includingSeal: true).canonicalBytes()
     }
 
-    static func hex(_ data: Data) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(data.count * 2)
-        for byte in data {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
+    static func hex(_ data: Data) -> String { lowerHex(data) }
 }

@@ -127,13 +127,18 @@ extension UsageEvent {
 
     /// Lower-case hex of the SHA-256 of `bytes`.
     public static func hexSHA256(_ bytes: some DataProtocol) -> String {
-        let hexDigits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(64)
-        for byte in SHA256.hash(data: bytes) {
-            text.append(hexDigits[Int(byte >> 4)])
-            text.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        lowerHex(SHA256.hash(data: bytes))
     }
+}
+
+/// `bytes` as lower-case hex, two digits a byte: how chains and commitments write hashes.
+func lowerHex(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(64)
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: text, as: UTF8.self)
 }

@@ -76,18 +76,23 @@ struct PeriodBench: ParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try AgentDatabase.open(path: directory.appendingPathComponent("bench.sqlite").path)
+        /// Each step closes a period and stores it through `recorder`; the first is not counted.
+        func steps(_ recorder: inout MeteringRecorder) throws -> [UInt64] {
+            var nanoseconds: [UInt64] = []
+            for index in 0...iterations {
+                var next = sample
+                next.time = reading(index).time
+                if let cpu = next.cpu { next.cpu?.total.user = cpu.total.user + UInt64(index) }
+                let start = HostClock.monotonicNanos()
+                _ = try recorder.record(next)
+                let elapsed = HostClock.monotonicNanos() - start
+                if index > 0 { nanoseconds.append(elapsed) }
+            }
+            return nanoseconds
+        }
         var recorder = try MeteringRecorder(
             database: database, configuration: configuration, identity: identity, encoder: UsageEventEncoder())
-        var stored: [UInt64] = []
-        for index in 0...iterations {
-            var next = sample
-            next.time = reading(index).time
-            if let cpu = next.cpu { next.cpu?.total.user = cpu.total.user + UInt64(index) }
-            let start = HostClock.monotonicNanos()
-            _ = try recorder.record(next)
-            let elapsed = HostClock.monotonicNanos() - start
-            if index > 0 { stored.append(elapsed) }
-        }
+        let stored = try steps(&recorder)
         // UsageEvent 1.1, commitments on: the same steps, chained and committed.
         let chainedDatabase = try AgentDatabase.open(path: directory.appendingPathComponent("chained.sqlite").path)
         let identityKey = SigningIdentity.generate()
@@ -95,16 +100,7 @@ struct PeriodBench: ParsableCommand {
             database: chainedDatabase, configuration: configuration, identity: identity,
             encoder: UsageEventEncoder(version: .v1_1),
             commitments: CommitmentSettings(identity: identityKey, maxEvents: 1000, maxSeconds: 86_400))
-        var chainedSteps: [UInt64] = []
-        for index in 0...iterations {
-            var next = sample
-            next.time = reading(index).time
-            if let cpu = next.cpu { next.cpu?.total.user = cpu.total.user + UInt64(index) }
-            let start = HostClock.monotonicNanos()
-            _ = try chainedRecorder.record(next)
-            let elapsed = HostClock.monotonicNanos() - start
-            if index > 0 { chainedSteps.append(elapsed) }
-        }
+        let chainedSteps = try steps(&chainedRecorder)
 
         // The parts alone.
         let template = UsageEvent(

@@ -223,6 +223,25 @@ public struct UsageChainVerifier {
             in: ChainKey(hostID: host, instanceID: instance), location: location, order: order)
     }
 
+    /// How many links this host's chains hold here.
+    private func entriesHeld(host: String) -> Int {
+        chains.reduce(0) { $0 + ($1.key.hostID == host ? $1.value.count : 0) }
+    }
+
+    /// Whether `commitment`'s ranges are each in order and add up to its `tree_size`, and it covers
+    /// no more than `heldEvents`: only then are its ranges walked.
+    static func rangesAreSound(_ commitment: UsageCommitment, heldEvents: Int) -> Bool {
+        guard commitment.treeSize > 0, commitment.treeSize <= heldEvents else { return false }
+        var total = 0
+        for range in commitment.ranges {
+            guard range.firstSeq >= 1, range.firstSeq <= range.lastSeq else { return false }
+            let (length, overflow) = (range.lastSeq - range.firstSeq).addingReportingOverflow(1)
+            guard !overflow, length <= Int64(commitment.treeSize - total) else { return false }
+            total += Int(length)
+        }
+        return total == commitment.treeSize
+    }
+
     /// An event's place in the commitment that covers it.
     public struct InclusionProof: Sendable {
         public var eventID: String
@@ -246,7 +265,8 @@ public struct UsageChainVerifier {
         let seq = target.link.seq
         for held in (commitments[key.hostID] ?? [:]).values {
             let commitment = held.commitment
-            guard commitment.ranges.contains(where: { $0.instanceID == key.instanceID && ($0.firstSeq...$0.lastSeq).contains(seq) })
+            guard Self.rangesAreSound(commitment, heldEvents: entriesHeld(host: key.hostID)),
+                commitment.ranges.contains(where: { $0.instanceID == key.instanceID && $0.firstSeq <= seq && seq <= $0.lastSeq })
             else { continue }
             var leaves: [CommitmentLeaf] = []
             for range in commitment.ranges where range.firstSeq <= range.lastSeq {
@@ -410,10 +430,21 @@ public struct UsageChainVerifier {
                     refuse(later, .commitmentBroken, "prev_hash is not the hash of commitment \(earlier.commitment.seq)")
                 }
             }
+            let held = entriesHeld(host: host)
             for entry in ordered {
+                // Ranges from a file are not trusted: they must add up to tree_size, and no more
+                // events than are here are walked (a range to 10^18 is refused, not iterated).
+                guard Self.rangesAreSound(entry.commitment, heldEvents: held) else {
+                    refuse(
+                        entry, entry.commitment.treeSize > held ? .uncovered : .rootMismatch,
+                        entry.commitment.treeSize > held
+                            ? "it covers \(entry.commitment.treeSize) events, more than this host has here (\(held))"
+                            : "its ranges do not add up to its tree_size (\(entry.commitment.treeSize))")
+                    continue
+                }
                 var leaves: [CommitmentLeaf] = []
                 var absent: [String] = []
-                for range in entry.commitment.ranges where range.firstSeq <= range.lastSeq {
+                for range in entry.commitment.ranges {
                     let chain = chains[ChainKey(hostID: host, instanceID: range.instanceID)] ?? [:]
                     for seq in range.firstSeq...range.lastSeq {
                         guard let link = chain[seq]?.link else {

@@ -255,6 +255,17 @@ import UsageModel
             hostID: "hv-a", timestamp: 1_764_900_100, identity: identity)
         three += more[6..<9].map { $0 as Any } + [try JSONSerialization.jsonObject(with: Data(try last.wireJSON()))]
         three.remove(at: 7)
+        // A forged commitment, hashed but unsigned, claiming ranges no verifier could walk.
+        func claiming(_ ranges: [[String: Any]], size: Int) throws -> [Any] {
+            var lines = clean
+            var commitment = lines[7] as! [String: Any]
+            commitment["ranges"] = ranges
+            commitment["tree_size"] = size
+            lines[7] = try Self.rehashed(commitment.filter { $0.key != "signature" }).merging(["signature": commitment["signature"]!]) { $1 }
+            return lines
+        }
+        let huge = try claiming([["instance_id": "vm-7", "first_seq": 4, "last_seq": 1_000_000_000_000_000]], size: 3)
+        let backwards = try claiming([["instance_id": "vm-7", "first_seq": 6, "last_seq": 4]], size: 3)
         let cases: [(String, [Any], [String], (kind: String, line: String)?)] = [
             ("signed and complete", clean, ["--key", keyFile.path], nil),
             ("signed, no key given: hashes and roots only", clean, [], nil),
@@ -265,6 +276,8 @@ import UsageModel
             ("the first commitment dropped, whole history asked", skipped, ["--key", keyFile.path, "--from-start"],
              ("commitment_missing", "7")),
             ("the middle commitment dropped", three, ["--key", keyFile.path], ("commitment_missing", "11")),
+            ("a commitment whose range runs to 10^18", huge, [], ("root_mismatch", "8")),
+            ("a commitment whose range runs backwards", backwards, [], ("root_mismatch", "8")),
         ]
         try Self.expectAgreement(cases, in: directory)
         let summary = try jsonObject(try hostmeter("verify", "--key", keyFile.path, directory.appendingPathComponent("case-0.jsonl").path).stdout)

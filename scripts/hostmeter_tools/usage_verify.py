@@ -231,9 +231,17 @@ class Verifier:
                     problems.append(Problem(later.order, later.location, "commitment_missing"))
                 elif later.event["prev_hash"] != earlier.event["hash"]:
                     problems.append(Problem(later.order, later.location, "commitment_broken"))
+            held_count = sum(len(chain) for (chain_host, _), chain in self.chains.items() if chain_host == host)
             for entry in ordered:
+                size, ranges = entry.event["tree_size"], entry.event["ranges"]
+                lengths = [span["last_seq"] - span["first_seq"] + 1 for span in ranges]
+                sound = all(span["first_seq"] >= 1 for span in ranges) and all(length >= 1 for length in lengths)
+                if not (0 < size <= held_count and sound and sum(lengths) == size):
+                    kind = "uncovered" if size > held_count else "root_mismatch"
+                    problems.append(Problem(entry.order, entry.location, kind))
+                    continue
                 leaves, absent = [], False
-                for span in entry.event["ranges"]:
+                for span in ranges:
                     chain = self.chains.get((host, span["instance_id"]), {})
                     for seq in range(span["first_seq"], span["last_seq"] + 1):
                         if seq not in chain:
